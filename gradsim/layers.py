@@ -28,6 +28,7 @@ class Context:
     activity: list | None = None
     bn_record: list | None = None
     bn_replay: object = None
+    preacts: list | None = None
 
 
 def run_forward(layers, s, ctx):
@@ -119,6 +120,8 @@ class Activation:
             rec = np.empty(2)
             ctx.kern.activity(np.ascontiguousarray(zv), rec)
             ctx.activity.append(rec)
+        if ctx.preacts is not None:
+            ctx.preacts.append(np.array(zv))
         if self.kind == "crelu":
             out = np.empty((2 * s.shape[0], s.shape[1]), dtype=s.dtype)
             ctx.kern.crelu_fwd(s, ctx.p, out)

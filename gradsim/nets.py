@@ -22,7 +22,8 @@ from .layers import (Activation, BatchNorm, Context, Dense, Highway, Residual,
                      run_backward, run_forward)
 from .spec import NetSpec
 
-__all__ = ["Network", "sample_network", "forward", "input_gradient", "GRAD_MODES"]
+__all__ = ["Network", "sample_network", "forward", "preactivations", "input_gradient",
+           "GRAD_MODES"]
 
 GRAD_MODES = ("forward", "reverse")
 
@@ -206,6 +207,23 @@ def forward(net, x, backend="numba", stats_from=None):
     -------
     ndarray, shape (P,)
     """
+    return _forward(net, x, backend, stats_from)[0]
+
+
+def preactivations(net, x, backend="numba", stats_from=None):
+    """Inputs of every activation site (after batch norm), in network order.
+
+    Parameters are as for :func:`forward`.
+
+    Returns
+    -------
+    list of ndarray, each of shape (N, P)
+        ``n_act_layers`` arrays; a unit is active at a point where its entry is > 0.
+    """
+    return _forward(net, x, backend, stats_from, record=True)[1]
+
+
+def _forward(net, x, backend, stats_from, record=False):
     x = _check_inputs(net, x)
     ctx = Context(x.shape[0], get_backend(backend))
     if stats_from is not None and net.spec.batchnorm:
@@ -215,8 +233,9 @@ def forward(net, x, backend="numba", stats_from=None):
         ctx.bn_record = []
         _run(net, np.ascontiguousarray(ref.T), ctx)
         ctx.bn_record, ctx.bn_replay = None, iter(ctx.bn_record)
+    ctx.preacts = [] if record else None
     f, _ = _run(net, np.ascontiguousarray(x.T), ctx)
-    return f
+    return f, ctx.preacts
 
 
 def _tangent_seed(x, through):

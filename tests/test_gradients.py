@@ -1,0 +1,248 @@
+"""Input gradients: finite differences, forward vs reverse mode, kernels vs twins, LL nets."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from gradsim import GridSpec, NetSpec, forward, input_gradient, sample_network
+from gradsim.nets import preactivations
+from gradsim.strategies import grid_specs, net_specs
+
+
+def _setup(spec, grid, seed):
+    net = sample_network(spec, np.random.default_rng(seed))
+    return net, grid.points_array()
+
+
+def _same_pattern(net, x, dx, h):
+    """True if no unit changes sign between x - h dx and x + h dx (off the kinks)."""
+    base = preactivations(net, x, stats_from=x)
+    for sign in (-1, 1):
+        moved = preactivations(net, x + sign * h * dx, stats_from=x)
+        if any(((a > 0) != (b > 0)).any() for a, b in zip(base, moved)):
+            return False
+    # keep a margin: tiny pre-activations make the difference quotient ill-conditioned
+    return all(np.min(np.abs(a)) > 1e-6 for a in base) if base else True
+
+
+@given(net_specs(), st.integers(0, 2**32), st.data())
+def test_matches_central_differences(spec, seed, data):
+    grid = data.draw(grid_specs(dim=spec.input_dim))
+    net, x = _setup(spec, grid, seed)
+    dx = np.random.default_rng(seed + 1).standard_normal(x.shape)
+    h = 1e-6
+    assume(_same_pattern(net, x, dx, h))
+    grad = input_gradient(net, x)
+    if spec.batchnorm and spec.bn_grad == "through":
+        # gradient of sum_j f(x_j), batch statistics moving with the inputs
+        fd = (forward(net, x + h * dx).sum() - forward(net, x - h * dx).sum()) / (2 * h)
+        want = np.sum(grad * dx)
+        scale = np.sum(np.abs(grad * dx)) + 1e-8
+    else:
+        # per point, statistics held at those of the unperturbed batch
+        fd = (forward(net, x + h * dx, stats_from=x) - forward(net, x - h * dx, stats_from=x))
+        fd = fd / (2 * h)
+        want = np.sum(grad * dx, axis=1)
+        scale = np.max(np.abs(grad) * np.abs(dx)) * spec.input_dim + 1e-8
+    scale += 1e-9 * np.max(np.abs(forward(net, x))) / h  # rounding of the difference quotient
+    np.testing.assert_allclose(fd, want, atol=1e-5 * scale)
+
+
+@given(net_specs(), st.integers(0, 2**32), st.data())
+def test_forward_mode_equals_reverse_mode_and_twin(spec, seed, data):
+    grid = data.draw(grid_specs(dim=spec.input_dim))
+    net, x = _setup(spec, grid, seed)
+    # rounding differs between backends and modes: keep every unit clear of its kink
+    assume(all(np.min(np.abs(z)) > 1e-9 for z in preactivations(net, x)))
+    ref = input_gradient(net, x, mode="reverse", backend="numpy")
+    scale = np.max(np.abs(ref)) + 1e-300
+    for mode in ("forward", "reverse"):
+        for backend in ("numba", "numpy"):
+            got = input_gradient(net, x, mode=mode, backend=backend)
+            np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10 * scale)
+
+
+@given(net_specs(batchnorm=True), st.integers(0, 2**32))
+def test_frozen_equals_diagonal_of_through_jacobian_structure(spec, seed):
+    """Frozen BN: per-point gradients do not interact, so forward mode with P*d
+    point-wise tangents (as used for 'through') gives the same numbers."""
+    from gradsim.layers import Context
+    from gradsim.nets import _run, _tangent_seed
+    from gradsim._util import get_backend
+
+    spec = spec.replace(bn_grad="frozen")
+    net, x = _setup(spec, GridSpec(points=5, dim=spec.input_dim, kind="gaussian"), seed)
+    ctx = Context(x.shape[0], get_backend("numpy"))
+    fs, _ = _run(net, _tangent_seed(x, through=True), ctx)
+    jac = fs[5:].reshape(5, spec.input_dim, 5)  # (point i, coord c, output point j)
+    off = jac.copy()
+    for i in range(5):
+        off[i, :, i] = 0.0
+    assert np.all(off == 0.0)
+    diag = np.stack([jac[i, :, i] for i in range(5)])
+    np.testing.assert_allclose(diag, input_gradient(net, x), rtol=1e-12, atol=1e-14)
+
+
+def test_gradient_of_linear_activation_is_constant():
+    """A 'leaky' activation with equal slopes is linear: df/dx is one number."""
+    spec = NetSpec(depth=6, width=9, activation="leaky", slope_pos=0.7, slope_neg=0.7)
+    net, x = _setup(spec, GridSpec(points=33), 4)
+    g = input_gradient(net, x)[:, 0]
+    np.testing.assert_allclose(g, g[0], rtol=1e-12)
+    w = net.layers[0].w
+    for layer in net.layers[2::2]:
+        w = 0.7 * (layer.w @ w)
+    np.testing.assert_allclose(g[0], 0.7 * net.readout @ w[:, 0], rtol=1e-12)
+
+
+def _ll_product(net):
+    """u^T W_L ... W_1 from a looks-linear feedforward network's halves."""
+    dense = [layer for layer in net.layers if hasattr(layer, "w")]
+    m = dense[0].w
+    for layer in dense[1:]:
+        m = layer.half @ m
+    return net.readout_half @ m
+
+
+@pytest.mark.parametrize("depth", [50, 80])
+@pytest.mark.parametrize("dim", [1, 3])
+def test_looks_linear_gradient_is_constant_product(depth, dim):
+    """T12: identical at every grid point to rounding, equal to u^T W_L ... W_1."""
+    spec = NetSpec(depth=depth, width=16, activation="crelu", init="looks-linear",
+                   input_dim=dim)
+    grid = GridSpec(points=64, dim=dim, kind="line" if dim == 1 else "gaussian")
+    net, x = _setup(spec, grid, 11)
+    want = _ll_product(net)
+    for mode in ("forward", "reverse"):
+        g = input_gradient(net, x, mode=mode)
+        np.testing.assert_allclose(g, np.broadcast_to(want, g.shape), rtol=1e-11)
+    # the network really is linear: f(x) - f(0) = want . x
+    f = forward(net, x)
+    f0 = forward(net, np.zeros((1, dim)))
+    np.testing.assert_allclose(f - f0, x @ want, rtol=1e-9, atol=1e-9 * np.abs(f).max())
+
+
+def test_looks_linear_with_frozen_batchnorm_is_still_constant():
+    """Frozen BN is affine, so an LL net stays linear.  Inputs span 4 dimensions: on
+    a 1-D grid every unit of a linear BN net carries the same signal and batch norm
+    amplifies rounding without bound (see docs/conventions.md)."""
+    spec = NetSpec(depth=50, width=12, activation="crelu", init="looks-linear", batchnorm=True,
+                   input_dim=4)
+    net, x = _setup(spec, GridSpec(points=40, dim=4, kind="gaussian"), 2)
+    for mode in ("forward", "reverse"):
+        g = input_gradient(net, x, mode=mode)
+        np.testing.assert_allclose(g, np.broadcast_to(g[0], g.shape), rtol=1e-9)
+
+
+def test_mirroring_zero_is_relu():
+    """[P, -0 P] after CReLU is P relu(z): same output as a ReLU net with weights P."""
+    spec = NetSpec(depth=3, width=7, activation="crelu", init="looks-linear", mirror=0.0)
+    net, x = _setup(spec, GridSpec(points=20), 5)
+    h = np.maximum(net.layers[0].w @ x.T + net.layers[0].b[:, None], 0)
+    for layer in net.layers[2::2]:
+        h = np.maximum(layer.half @ h, 0)
+    np.testing.assert_allclose(forward(net, x), net.readout_half @ h, rtol=1e-12)
+
+
+def _explicit(net, x):
+    """A direct transcription of the documented formulas (no BN), values only."""
+    s = net.spec
+    act = {"relu": lambda z: np.maximum(z, 0),
+           "leaky": lambda z: np.where(z > 0, s.slope_pos * z, s.slope_neg * z),
+           "crelu": lambda z: np.concatenate([np.maximum(z, 0), np.maximum(-z, 0)])}[s.activation]
+    first = net.layers[0]
+    h = first.w @ x.T + (first.b[:, None] if first.b is not None else 0)
+    if s.arch == "feedforward":
+        h = act(h)
+        for layer in net.layers[2::2]:
+            h = act(layer.w @ h + (layer.b[:, None] if layer.b is not None else 0))
+        return net.readout @ h
+    for block in net.layers[1:]:
+        if s.arch == "resnet":
+            f = h
+            for layer in block.branch[1::2]:
+                f = layer.w @ act(f) + (layer.b[:, None] if layer.b is not None else 0)
+            h = s.alpha * (h + s.beta * f)
+        else:
+            n = s.width
+            z = block.dense.w @ h + block.dense.b[:, None]
+            t = 1 / (1 + np.exp(-z[n:]))
+            h = t * act(z[:n]) + (1 - t) * h
+    return net.readout @ h
+
+
+@given(net_specs(batchnorm=False), st.integers(0, 2**32))
+def test_forward_matches_explicit_formulas(spec, seed):
+    net, x = _setup(spec, GridSpec(points=9, dim=spec.input_dim, kind="gaussian"), seed)
+    want = _explicit(net, x)
+    np.testing.assert_allclose(forward(net, x), want, rtol=1e-10,
+                               atol=1e-12 * (np.abs(want).max() + 1))
+
+
+def test_batchnorm_normalises_over_the_grid_batch():
+    spec = NetSpec(depth=2, width=6, batchnorm=True, bn_eps=0.0)
+    net, x = _setup(spec, GridSpec(points=30), 3)
+    for z in preactivations(net, x):
+        np.testing.assert_allclose(z.mean(axis=1), 0, atol=1e-12)
+        np.testing.assert_allclose(z.var(axis=1), 1, rtol=1e-10)
+
+
+def test_weight_variance_is_he():
+    """Sampled He weights have variance weight_var / fan_in (a 5-sigma check)."""
+    spec = NetSpec(depth=2, width=300, weight_var=2.0)
+    net = sample_network(spec, np.random.default_rng(0))
+    w = net.layers[2].w
+    n = w.size
+    assert abs(w.var() - 2.0 / 300) < 5 * (2.0 / 300) * np.sqrt(2 / n)
+
+
+def test_orthogonal_weights_are_scaled_orthogonal():
+    spec = NetSpec(depth=2, width=20, init="orthogonal", weight_var=2.0)
+    net = sample_network(spec, np.random.default_rng(0))
+    w = net.layers[2].w
+    np.testing.assert_allclose(w.T @ w, 2.0 * np.eye(20), atol=1e-12)
+
+
+def test_float32_agrees_with_float64_without_bn():
+    spec = NetSpec(depth=5, width=32)
+    x = GridSpec(points=64).points_array()
+    g64 = input_gradient(sample_network(spec, np.random.default_rng(1)), x)
+    net32 = sample_network(spec, np.random.default_rng(1), dtype="float32")
+    g32 = input_gradient(net32, x)
+    assert g32.dtype == np.float32
+    # float32 draws differ from float64 draws; compare the float32 net with itself in float64
+    net32_64 = sample_network(spec, np.random.default_rng(1), dtype="float32")
+    for layer in net32_64.layers:
+        if hasattr(layer, "w"):
+            layer.w = layer.w.astype(np.float64)
+            layer.b = None if layer.b is None else layer.b.astype(np.float64)
+    net32_64.readout = net32_64.readout.astype(np.float64)
+    g = input_gradient(net32_64, x)
+    np.testing.assert_allclose(g32, g, rtol=1e-4, atol=1e-5 * np.abs(g).max())
+    assert g64.shape == g32.shape
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.full((4, 1), np.nan), "finite"),
+    (np.full((4, 1), np.inf), "finite"),
+    (np.zeros((4, 2)), "shape"),
+    (np.zeros((0, 1)), "shape"),
+])
+def test_bad_inputs(bad, match):
+    net = sample_network(NetSpec(depth=1, width=3), np.random.default_rng(0))
+    with pytest.raises(ValueError, match=match):
+        input_gradient(net, bad)
+
+
+def test_bad_mode_backend_and_small_batch():
+    net = sample_network(NetSpec(depth=1, width=3, batchnorm=True), np.random.default_rng(0))
+    x = np.zeros((4, 1))
+    with pytest.raises(ValueError, match="mode"):
+        input_gradient(net, x, mode="sideways")
+    with pytest.raises(ValueError, match="backend"):
+        input_gradient(net, x, backend="cuda")
+    with pytest.raises(ValueError, match="points >= 2"):
+        input_gradient(net, np.zeros((1, 1)))
+    with pytest.raises(ValueError, match="dtype"):
+        sample_network(NetSpec(), np.random.default_rng(0), dtype="int8")

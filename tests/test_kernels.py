@@ -1,0 +1,134 @@
+"""Every numba kernel agrees with its NumPy twin in gradsim.reference."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gradsim import kernels, reference
+
+shapes = st.tuples(st.integers(1, 5), st.integers(2, 7), st.integers(0, 3))  # N, P, D
+
+
+def _state(seed, n, p, d, zeros=True):
+    """Random state (n, (1 + d) p) with some exact zeros among the values."""
+    rng = np.random.default_rng(seed)
+    s = rng.standard_normal((n, (1 + d) * p))
+    if zeros:
+        s[:, :p][rng.random((n, p)) < 0.2] = 0.0
+    return s
+
+
+def _both(name, *args, outs):
+    """Run kernel ``name`` and its twin on copies of ``outs``; return both results."""
+    got = [np.zeros_like(o) for o in outs]
+    want = [np.zeros_like(o) for o in outs]
+    getattr(kernels, name)(*args, *got)
+    getattr(reference, name)(*args, *want)
+    return got, want
+
+
+def _close(got, want):
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-13)
+
+
+@given(shapes, st.integers(0, 2**32), st.floats(-2, 2), st.floats(-2, 2))
+def test_act(shape, seed, a, b):
+    n, p, d = shape
+    z = _state(seed, n, p, d)
+    got, want = _both("act_fwd", z, p, a, b, outs=[np.empty_like(z)])
+    _close(got, want)
+    g = _state(seed + 1, n, p, 0)
+    got, want = _both("act_bwd", np.ascontiguousarray(z[:, :p]), g, a, b, outs=[np.empty_like(g)])
+    _close(got, want)
+
+
+@given(shapes, st.integers(0, 2**32))
+def test_crelu(shape, seed):
+    n, p, d = shape
+    z = _state(seed, n, p, d)
+    got, want = _both("crelu_fwd", z, p, outs=[np.empty((2 * n, z.shape[1]))])
+    _close(got, want)
+    g = _state(seed + 1, 2 * n, p, 0)
+    got, want = _both("crelu_bwd", np.ascontiguousarray(z[:, :p]), g,
+                      outs=[np.empty((n, p))])
+    _close(got, want)
+
+
+@given(shapes, st.integers(0, 2**32), st.booleans(), st.sampled_from([0.0, 1e-5, 0.3]))
+def test_bn(shape, seed, through, eps):
+    n, p, d = shape
+    z = _state(seed, n, p, d, zeros=False)
+    got, want = _both("bn_fwd", z, p, eps, through, outs=[np.empty_like(z), np.empty(n)])
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-12)
+    g = _state(seed + 1, n, p, 0)
+    zhat = np.ascontiguousarray(want[0][:, :p])
+    got, want = _both("bn_bwd", zhat, want[1], g, through, outs=[np.empty_like(g)])
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-9, atol=1e-9)
+
+
+@given(shapes, st.integers(0, 2**32))
+def test_highway(shape, seed):
+    n, p, d = shape
+    h, zt, x = (_state(seed + k, n, p, d) for k in range(3))
+    zt[:, :p] *= 30.0  # saturated gates too
+    got, want = _both("highway_fwd", h, zt, x, p, outs=[np.empty_like(h), np.empty((n, p))])
+    _close(got, want)
+    g = _state(seed + 3, n, p, 0)
+    gate = want[1]
+    got, want = _both("highway_bwd", g, gate, np.ascontiguousarray(h[:, :p]),
+                      np.ascontiguousarray(x[:, :p]), outs=[np.empty_like(g)] * 3)
+    _close(got, want)
+
+
+@given(shapes, st.integers(0, 2**32))
+def test_activity(shape, seed):
+    n, p, _ = shape
+    z = _state(seed, n, p, 0)
+    got, want = _both("activity", z, outs=[np.empty(2)])
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-14)
+    # co-active pairs never exceed active units; both are proportions
+    assert 0.0 <= got[0][1] <= got[0][0] <= 1.0
+
+
+def test_activity_counts_by_hand():
+    z = np.array([[1.0, 2.0, -1.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    out = np.empty(2)
+    kernels.activity(z, out)
+    # active: 2 + 4 of 8; co-active ordered pairs: 2*1 + 4*3 of 2*4*3
+    assert out[0] == 6 / 8
+    assert out[1] == 14 / 24
+
+
+@given(st.integers(1, 6), st.integers(1, 5), st.integers(0, 2**32))
+def test_moments_exact_and_order_independent_of_chunks(m, k, seed):
+    g = np.random.default_rng(seed).standard_normal((m, k))
+    outs = []
+    for name in ("kernels", "reference"):
+        mod = kernels if name == "kernels" else reference
+        total, outer = np.zeros(k), np.zeros((k, k))
+        mod.accumulate_moments(g, total, outer)
+        outs.append((total, outer))
+    # one network at a time, in order, is bit-identical to one call
+    total, outer = np.zeros(k), np.zeros((k, k))
+    for row in g:
+        kernels.accumulate_moments(row[None], total, outer)
+    for t, o in outs + [(total, outer)]:
+        assert np.array_equal(t, outs[0][0]) and np.array_equal(o, outs[0][1])
+    np.testing.assert_allclose(outs[0][1], g.T @ g, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mod", [kernels, reference])
+def test_relu_derivative_at_zero_is_zero(mod):
+    z = np.array([[0.0, 1.0, -1.0, 5.0, 5.0, 5.0]])  # P = 3, one tangent block
+    out = np.empty_like(z)
+    mod.act_fwd(z, 3, 1.0, 0.0, out)
+    assert out.tolist() == [[0.0, 1.0, 0.0, 0.0, 5.0, 0.0]]
+    out2 = np.empty((2, 6))
+    mod.crelu_fwd(z, 3, out2)
+    assert out2[:, 3].tolist() == [0.0, 0.0]  # both halves have derivative 0 at z = 0
+    g = np.empty((1, 3))
+    mod.act_bwd(z[:, :3].copy(), np.ones((1, 3)), 1.0, 0.0, g)
+    assert g.tolist() == [[0.0, 1.0, 0.0]]
