@@ -31,7 +31,9 @@ MAX_SIZE = 1_000_000
 
 def check_int(name, value, lo=1, hi=MAX_SIZE):
     """Return ``value`` as an int in ``[lo, hi]`` or raise a ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    if not isinstance(value, Integral):
         if isinstance(value, Real) and math.isfinite(value) and float(value).is_integer():
             value = int(value)
         else:

@@ -106,19 +106,23 @@ def test_simulate_spec_options_reach_the_spec(tmp_path, capsys):
     assert gradsim.load(out).spec == expected
 
 
-def test_simulate_activity_dtype_mode(tmp_path, capsys):
-    fwd, rev = tmp_path / "f.npz", tmp_path / "r.npz"
+def test_simulate_activity_mode_dtype(tmp_path, capsys):
+    fwd, rev, f32 = tmp_path / "f.npz", tmp_path / "r.npz", tmp_path / "s.npz"
     assert run(capsys, base_args(fwd, "--activity"))[0] == 0
-    code, _, stderr = run(capsys, base_args(rev, "--mode", "reverse", "--dtype", "float32"))
+    assert run(capsys, base_args(rev, "--mode", "reverse"))[0] == 0
+    code, _, stderr = run(capsys, base_args(f32, "--dtype", "float32"))
     assert code == 0, stderr
-    f, r = raw(fwd), raw(rev)
+    f, r, s = raw(fwd), raw(rev), raw(f32)
     assert f["active"].shape == f["coactive"].shape == (NETS, DEPTH)
     assert np.all((f["active"] >= 0) & (f["active"] <= 1))
     assert gradsim.load(fwd).activity.shape == (NETS, DEPTH, 2)
-    assert r["grad"].dtype == np.float32
-    meta = json.loads(str(r["meta"]))
-    assert meta["mode"] == "reverse" and meta["dtype"] == "float32"
-    np.testing.assert_allclose(r["grad"], f["grad"], rtol=1e-4, atol=1e-5)
+    assert "active" not in r
+    assert json.loads(str(r["meta"]))["mode"] == "reverse"
+    # same networks, the other differentiation mode
+    np.testing.assert_allclose(r["grad"], f["grad"], rtol=1e-10, atol=1e-12)
+    assert s["grad"].dtype == np.float32 and s["grad"].shape == (NETS, POINTS)
+    assert json.loads(str(s["meta"]))["dtype"] == "float32"
+    assert gradsim.load(f32).grad.dtype == np.float32
 
 
 def test_quiet_prints_nothing(tmp_path, capsys):

@@ -1,0 +1,120 @@
+"""Monte Carlo driver: per-network streams, chunk independence, bounded memory."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from gradsim import GridSpec, NetSpec, iter_chunks, network_rng, simulate
+from gradsim.montecarlo import network_bytes
+from gradsim.stats import Moments
+
+SPEC = NetSpec(depth=3, width=8, batchnorm=True)
+GRID = GridSpec(points=16)
+
+
+def test_network_stream_is_the_spawned_child():
+    children = np.random.SeedSequence(42).spawn(5)
+    for i, child in enumerate(children):
+        a = network_rng(42, i).standard_normal(4)
+        b = np.random.default_rng(child).standard_normal(4)
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_chunk_size_never_changes_results(mode):
+    runs = [simulate(SPEC, GRID, nets=7, seed=5, chunk=c, mode=mode, activity=True,
+                     moments=True) for c in (1, 3, 7, 100)]
+    for r in runs[1:]:
+        assert np.array_equal(r.grad, runs[0].grad)
+        assert np.array_equal(r.activity, runs[0].activity)
+        assert np.array_equal(r.moments.outer, runs[0].moments.outer)
+        assert np.array_equal(r.moments.total, runs[0].moments.total)
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers():
+    a = simulate(SPEC, GRID, nets=3, seed=1)
+    b = simulate(SPEC, GRID, nets=3, seed=1)
+    c = simulate(SPEC, GRID, nets=3, seed=2)
+    assert np.array_equal(a.grad, b.grad)
+    assert not np.array_equal(a.grad, c.grad)
+    # network i does not depend on how many networks the run has
+    d = simulate(SPEC, GRID, nets=5, seed=1)
+    assert np.array_equal(d.grad[:3], a.grad)
+
+
+def test_numpy_backend_agrees_with_numba():
+    a = simulate(SPEC, GRID, nets=3, seed=9)
+    b = simulate(SPEC, GRID, nets=3, seed=9, backend="numpy")
+    np.testing.assert_allclose(a.grad, b.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_moments_match_kept_gradients():
+    r = simulate(SPEC, GRID, nets=6, seed=3, moments=True)
+    g = r.grad.reshape(6, -1)
+    np.testing.assert_allclose(r.moments.mean, g.mean(axis=0), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(r.moments.second_moment, g.T @ g / 6, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(r.moments.covariance, np.cov(g.T), rtol=1e-10, atol=1e-12)
+    corr = r.moments.correlation
+    np.testing.assert_allclose(np.diag(corr), 1.0, rtol=1e-12)
+
+
+def test_iter_chunks_covers_every_network_once():
+    starts = [(c.start, len(c.grad)) for c in iter_chunks(SPEC, GRID, 10, 0, chunk=4)]
+    assert starts == [(0, 4), (4, 4), (8, 2)]
+
+
+def _peak(nets, keep=False):
+    tracemalloc.start()
+    simulate(NetSpec(depth=2, width=16), GridSpec(points=32), nets=nets, seed=0, chunk=4,
+             keep=keep, moments=True)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def test_memory_is_bounded_by_the_chunk_not_the_number_of_networks():
+    small, large = _peak(8), _peak(200)
+    assert large < 1.25 * small
+    # whereas keeping the gradients grows with the number of networks
+    assert _peak(200, keep=True) > _peak(8, keep=True) + 192 * 32 * 8
+
+
+def test_float32_run():
+    r = simulate(SPEC, GRID, nets=2, seed=0, dtype="float32")
+    assert r.grad.dtype == np.float32 and r.dtype == "float32"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(nets=0), "nets"),
+    (dict(nets=-3), "nets"),
+    (dict(nets=2.5), "nets"),
+    (dict(seed=-1), "seed"),
+    (dict(chunk=0), "chunk"),
+    (dict(mode="adjoint"), "mode"),
+    (dict(dtype="float16"), "dtype"),
+    (dict(nets=10**9), "memory"),
+])
+def test_bad_run_arguments(kwargs, match):
+    args = dict(nets=2, seed=0) | kwargs
+    with pytest.raises(ValueError, match=match):
+        simulate(SPEC, GRID, **args)
+
+
+def test_absurd_network_is_refused_before_allocating():
+    spec = NetSpec(depth=10**5, width=10**5)
+    assert network_bytes(spec, 256, "forward") > 2**40
+    with pytest.raises(ValueError, match="memory"):
+        simulate(spec, GridSpec(points=256), nets=1, seed=0, keep=False)
+
+
+def test_grid_must_match_input_dim():
+    with pytest.raises(ValueError, match="input_dim"):
+        simulate(NetSpec(input_dim=2), GridSpec(dim=3, kind="gaussian"), nets=1, seed=0)
+
+
+def test_moments_shape_checked():
+    with pytest.raises(ValueError, match="shape"):
+        Moments(3).update(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="2 networks"):
+        Moments(3).update(np.zeros((1, 3))).covariance
