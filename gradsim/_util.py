@@ -24,7 +24,9 @@ def get_backend(name):
 def get_dtype(dtype):
     """``numpy.float64`` or ``numpy.float32`` from a name or dtype; anything else is an error."""
     for name, value in DTYPES.items():
-        if dtype is value or dtype == name or (not isinstance(dtype, str) and np.dtype(value) == dtype):
+        if dtype is value or dtype == name:
+            return value
+        if not isinstance(dtype, str) and np.dtype(value) == dtype:
             return value
     raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
 

@@ -149,6 +149,10 @@ def main(argv=None):
     except ValueError as exc:
         print(f"gradsim: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"gradsim: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("gradsim: interrupted; nothing was written", file=sys.stderr)
         return 130

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 
 import numpy as np
@@ -42,6 +42,12 @@ def check_output(path, force=False, suffix=".npz"):
         raise ValueError(f"out: directory {parent!r} is not writable")
     if os.path.isdir(path):
         raise ValueError(f"out: {path!r} is a directory")
+    try:
+        name_max = os.pathconf(parent, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - exotic platforms
+        name_max = 255
+    if len(os.fsencode(os.path.basename(path))) > name_max:
+        raise ValueError(f"out: file name longer than {name_max} bytes")
     if os.path.exists(path) and not force:
         raise ValueError(f"out: {path!r} exists; use --force (force=True) to overwrite it")
     return path
@@ -52,8 +58,9 @@ def atomic_write(path):
     """Yield a binary file handle whose contents replace ``path`` only on success."""
     path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
+    tmp = os.path.join(parent, f".gradsim-{secrets.token_hex(6)}.tmp")
+    # os.open with mode 0o666 honours the umask, as a plain open() would
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
@@ -114,7 +121,7 @@ def load(path):
     """
     path = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
             missing = [k for k in _REQUIRED if k not in data.files]
             if missing:
                 raise ValueError(f"missing entries {', '.join(missing)}")
@@ -130,11 +137,13 @@ def load(path):
             json.JSONDecodeError) as exc:
         raise ValueError(f"{path} is not a readable gradsim .npz file: {exc}") from None
     p, d = grid.points, spec.input_dim
+    if x.dtype.kind != "f" or grad.dtype.kind != "f" or (act is not None and act.dtype.kind != "f"):
+        raise ValueError(f"{path} is not a readable gradsim .npz file: arrays are not floats")
     if x.ndim == 1:
         x, grad = x[:, None], grad[..., None]
     if (x.shape != (p, d) or grad.ndim != 3 or grad.shape[1:] != (p, d)
             or not isinstance(meta, dict) or meta.get("nets") != grad.shape[0]
-            or (act is not None and act.shape[:1] != grad.shape[:1])):
+            or (act is not None and act.shape != (grad.shape[0], spec.n_act_layers, 2))):
         raise ValueError(f"{path} is not a readable gradsim .npz file: inconsistent shapes")
     return Simulation(spec, grid, x, meta.get("seed"), meta["nets"], meta.get("mode", "forward"),
                       meta.get("dtype", "float64"), grad, act)

@@ -18,8 +18,16 @@ import math
 import numpy as np
 
 from ._util import check_memory, get_backend, get_dtype
-from .layers import (Activation, BatchNorm, Context, Dense, Highway, Residual,
-                     run_backward, run_forward)
+from .layers import (
+    Activation,
+    BatchNorm,
+    Context,
+    Dense,
+    Highway,
+    Residual,
+    run_backward,
+    run_forward,
+)
 from .spec import NetSpec
 
 __all__ = ["Network", "sample_network", "forward", "preactivations", "input_gradient",

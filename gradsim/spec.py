@@ -168,7 +168,8 @@ class NetSpec:
         put(self, "weight_var", check_real("weight_var", self.weight_var, 0.0, 1e6, lo_open=True))
         put(self, "first_bias_var", check_real("first_bias_var", self.first_bias_var, 0.0, 1e6))
         put(self, "bias_var", check_real("bias_var", self.bias_var, 0.0, 1e6))
-        put(self, "readout_var", check_real("readout_var", self.readout_var, 0.0, 1e6, lo_open=True))
+        put(self, "readout_var",
+            check_real("readout_var", self.readout_var, 0.0, 1e6, lo_open=True))
         put(self, "bn_eps", check_real("bn_eps", self.bn_eps, 0.0, 1e6))
         put(self, "alpha", check_real("alpha", self.alpha, -1e6, 1e6))
         put(self, "beta", check_real("beta", self.beta, -1e6, 1e6))

@@ -4,6 +4,7 @@ Every network here is tiny (width <= 8, depth <= 3, points <= 16, nets <= 4).
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -337,3 +338,23 @@ def test_subprocess_simulate(tmp_path):
     sim = gradsim.load(tmp_path / "sub.npz")
     assert sim.grad.shape == (NETS, POINTS, 1)
     assert sim.spec == NetSpec(depth=DEPTH, width=WIDTH)
+
+
+def test_overlong_output_name_is_refused_before_work(tmp_path, capsys):
+    out = tmp_path / ("a" * 252 + ".npz")
+    code = main(["simulate", "--depth", "1", "--width", "4", "--points", "4", "--nets", "2",
+                 "--seed", "0", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "longer than" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_file_mode_follows_umask(tmp_path):
+    out = tmp_path / "m.npz"
+    old = os.umask(0o022)
+    try:
+        assert main(["simulate", "--depth", "1", "--width", "4", "--points", "4", "--nets", "2",
+                     "--seed", "0", "--out", str(out), "--quiet"]) == 0
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o644

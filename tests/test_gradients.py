@@ -67,9 +67,9 @@ def test_forward_mode_equals_reverse_mode_and_twin(spec, seed, data):
 def test_frozen_equals_diagonal_of_through_jacobian_structure(spec, seed):
     """Frozen BN: per-point gradients do not interact, so forward mode with P*d
     point-wise tangents (as used for 'through') gives the same numbers."""
+    from gradsim._util import get_backend
     from gradsim.layers import Context
     from gradsim.nets import _run, _tangent_seed
-    from gradsim._util import get_backend
 
     spec = spec.replace(bn_grad="frozen")
     net, x = _setup(spec, GridSpec(points=5, dim=spec.input_dim, kind="gaussian"), seed)

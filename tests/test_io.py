@@ -196,13 +196,8 @@ def test_load_not_an_npz(tmp_path, content):
         load(path)
 
 
-# Library bug (reported, not fixed here): on a truncated file np.load opens the file
-# itself and does not close it when the zip directory cannot be read, so gradsim.load
-# leaks the handle until garbage collection (an "unclosed file" ResourceWarning).
-# Only that warning, for this file, is ignored; the ValueError is still required.
-@pytest.mark.filterwarnings(
-    r"ignore:Exception ignored in. <_io.FileIO name=.*cut\.npz.:"
-    "pytest.PytestUnraisableExceptionWarning")
+# gradsim.load opens the file itself, so a truncated file leaks no handle (warnings are
+# errors in this suite, so an unclosed-file ResourceWarning would fail this test).
 @pytest.mark.parametrize("keep", [0.3, 0.6, 0.95])
 def test_load_truncated(tmp_path, saved, keep):
     data = saved.read_bytes()
