@@ -187,8 +187,9 @@ def _check_inputs(net, x):
         x = x[:, None]
     if x.ndim != 2 or x.shape[1] != d or x.shape[0] < 1:
         raise ValueError(f"x must have shape (points, {d}) with points >= 1, got {x.shape}")
-    if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
-        raise ValueError("x must contain only finite numbers")
+    real = np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
+    if not real or not np.all(np.isfinite(x)):
+        raise ValueError("x must contain only finite real numbers")
     if net.spec.batchnorm and x.shape[0] < 2:
         raise ValueError("batch norm needs at least 2 grid points (points >= 2)")
     return np.ascontiguousarray(x, dtype=net.dtype)
