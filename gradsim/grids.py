@@ -7,11 +7,10 @@ makes the inputs, always of shape ``(points, dim)``.
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 
-from .spec import check_choice, check_int, check_real
+from .spec import JsonData, check_choice, check_int, check_real
 
 __all__ = ["GridSpec", "GRIDS", "make_grid"]
 
@@ -19,7 +18,7 @@ GRIDS = ("line", "gaussian", "ring")
 
 
 @dataclasses.dataclass(frozen=True)
-class GridSpec:
+class GridSpec(JsonData):
     """A batch of network inputs.
 
     Parameters
@@ -50,6 +49,7 @@ class GridSpec:
     dim: int = 1
     seed: int = 0
     radius: float = 1.0
+    _label = "grid"
 
     def __post_init__(self):
         put = object.__setattr__
@@ -80,33 +80,6 @@ class GridSpec:
             x[:, 0] = self.radius * np.cos(angle)
             x[:, 1] = self.radius * np.sin(angle)
         return np.ascontiguousarray(x, dtype=dtype)
-
-    def to_dict(self):
-        """Plain-dict form (JSON types only)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data):
-        """Build a grid from :meth:`to_dict` output, rejecting unknown keys."""
-        if not isinstance(data, dict):
-            raise ValueError(f"grid must be a JSON object, got {type(data).__name__}")
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"grid has unknown keys: {', '.join(unknown)}")
-        return cls(**data)
-
-    def to_json(self):
-        """JSON text of the grid (sorted keys)."""
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text):
-        """Inverse of :meth:`to_json`; malformed text raises ValueError."""
-        try:
-            data = json.loads(text)
-        except (TypeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"grid is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
 
 
 def make_grid(kind="line", points=256, lo=-2.0, hi=2.0, dim=1, seed=0, radius=1.0):

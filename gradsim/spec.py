@@ -19,7 +19,7 @@ import json
 import math
 from numbers import Integral, Real
 
-__all__ = ["NetSpec", "ARCHS", "ACTIVATIONS", "INITS", "BN_GRADS", "MAX_SIZE"]
+__all__ = ["NetSpec", "JsonData", "ARCHS", "ACTIVATIONS", "INITS", "BN_GRADS", "MAX_SIZE"]
 
 ARCHS = ("feedforward", "resnet", "highway")
 ACTIVATIONS = ("relu", "leaky", "crelu")
@@ -71,8 +71,48 @@ def check_choice(name, value, choices):
     return value
 
 
+class JsonData:
+    """Mixin for frozen dataclasses that round-trip through JSON.
+
+    ``_label`` names the object in error messages.
+    """
+
+    _label = "data"
+
+    def replace(self, **changes):
+        """Return a copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        """Plain-dict form (JSON types only)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        """Build from :meth:`to_dict` output, rejecting unknown keys."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{cls._label} must be a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"{cls._label} has unknown keys: {', '.join(unknown)}")
+        return cls(**data)
+
+    def to_json(self):
+        """JSON text (sorted keys)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text):
+        """Inverse of :meth:`to_json`; malformed text raises ValueError."""
+        try:
+            data = json.loads(text)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{cls._label} is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+
 @dataclasses.dataclass(frozen=True)
-class NetSpec:
+class NetSpec(JsonData):
     """A random ReLU-family network with a scalar output, as data.
 
     Parameters
@@ -151,6 +191,7 @@ class NetSpec:
     beta: float = 1.0
     branch_depth: int = 1
     gate_bias: float = -2.0
+    _label = "spec"
 
     def __post_init__(self):
         put = object.__setattr__
@@ -206,33 +247,3 @@ class NetSpec:
         """Number of activation sites, in the order the network applies them."""
         return self.depth * (self.branch_depth if self.arch == "resnet" else 1)
 
-    def replace(self, **changes):
-        """Return a copy with ``changes`` applied (and validated)."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self):
-        """Plain-dict form (JSON types only)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data):
-        """Build a spec from :meth:`to_dict` output, rejecting unknown keys."""
-        if not isinstance(data, dict):
-            raise ValueError(f"spec must be a JSON object, got {type(data).__name__}")
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"spec has unknown keys: {', '.join(unknown)}")
-        return cls(**data)
-
-    def to_json(self):
-        """JSON text of the spec (sorted keys)."""
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text):
-        """Inverse of :meth:`to_json`; malformed text raises ValueError."""
-        try:
-            data = json.loads(text)
-        except (TypeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"spec is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
