@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import listing, raw
 
 import gradsim
 from gradsim import GridSpec, NetSpec
@@ -29,15 +30,6 @@ def run(capsys, argv):
     code = main(argv)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-def listing(path):
-    return sorted(p.name for p in path.iterdir())
-
-
-def raw(path):
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
 
 
 # --------------------------------------------------------------------------- success

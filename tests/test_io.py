@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import listing, raw
 
 import gradsim
 from gradsim import GridSpec, NetSpec, load, save, simulate
@@ -31,15 +32,6 @@ def saved(tmp_path, sim):
     path = tmp_path / "sim.npz"
     save(path, sim)
     return path
-
-
-def listing(path):
-    return sorted(p.name for p in path.iterdir())
-
-
-def raw(path):
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
 
 
 def assert_same(a, b):
