@@ -1,0 +1,75 @@
+"""Estimators on processes with known answers: white noise, random walks, AR(1)."""
+
+import numpy as np
+import pytest
+
+from gradsim.stats import (
+    autocorrelation,
+    brown_noise,
+    lag1,
+    point_moments,
+    spectral_slope,
+    spectrum,
+    white_noise,
+)
+
+
+def test_white_noise_lag1_is_zero():
+    """T14: white lag-1 ~ 0 (within 4 standard errors plus the -1/P estimator bias)."""
+    est = lag1(white_noise(400, 256, seed=1))
+    assert abs(est.value + 1 / 256) < 4 * est.se
+    acf = autocorrelation(white_noise(400, 256, seed=2), max_lag=10)
+    assert acf.value[0] == pytest.approx(1.0)
+    assert np.all(np.abs(acf.value[1:] + 1 / 256) < 4 * acf.se[1:] + 1e-12)
+
+
+def test_brown_noise_lag1_is_near_one():
+    """T14: brown lag-1 ~ 0.98 on 256 points."""
+    est = lag1(brown_noise(400, 256, seed=3))
+    assert 0.97 < est.value < 0.995 and est.se < 0.002
+
+
+def test_ar1_autocorrelation():
+    rng = np.random.default_rng(4)
+    phi, nets, p = 0.7, 200, 2048
+    x = np.zeros((nets, p))
+    e = rng.standard_normal((nets, p))
+    x[:, 0] = e[:, 0] / np.sqrt(1 - phi**2)
+    for t in range(1, p):
+        x[:, t] = phi * x[:, t - 1] + e[:, t]
+    acf = autocorrelation(x, max_lag=3)
+    want = phi ** np.arange(4)
+    # the mean-removed biased estimator is low by O((1 + phi) / ((1 - phi) P)) ~ 0.003 here
+    assert np.all(np.abs(acf.value - want) < 4 * acf.se + 0.01)
+
+
+def test_spectral_slopes():
+    freqs, power = spectrum(white_noise(200, 256, seed=5))
+    assert abs(spectral_slope(freqs, power)) < 0.15
+    freqs, power = spectrum(brown_noise(200, 256, seed=6))
+    assert -2.3 < spectral_slope(freqs, power) < -1.7
+    # Parseval: total periodogram power equals the sum of squares of the mean-removed signal
+    g = white_noise(3, 64, seed=7)
+    c = g - g.mean(axis=1, keepdims=True)
+    full = np.abs(np.fft.fft(c, axis=1)) ** 2 / 64
+    np.testing.assert_allclose(full.sum(axis=1), (c * c).sum(axis=1), rtol=1e-12)
+
+
+def test_point_moments_of_gaussians():
+    g = white_noise(20000, 4, seed=8) * 2.0
+    var, kurt = point_moments(g, 1)
+    assert abs(var.value - 4.0) < 4 * var.se
+    assert abs(kurt.value - 3.0) < 4 * kurt.se
+
+
+def test_constant_gradients_are_dropped_or_refused():
+    g = np.vstack([np.ones(8), white_noise(3, 8, seed=0)])
+    assert autocorrelation(g).n == 3
+    with pytest.raises(ValueError, match="non-constant"):
+        autocorrelation(np.ones((3, 8)))
+    with pytest.raises(ValueError, match="shape"):
+        lag1(np.ones(8))
+    with pytest.raises(ValueError, match="finite"):
+        lag1(np.full((3, 8), np.nan))
+    with pytest.raises(ValueError, match="max_lag"):
+        autocorrelation(white_noise(3, 8), max_lag=8)
