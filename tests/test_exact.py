@@ -1,0 +1,118 @@
+"""Exact infinite-width gradient covariance: finite differences of the NNGP kernel,
+symmetry, positive semi-definiteness, special cases, and wide-network Monte Carlo."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gradsim import GridSpec, NetSpec, simulate
+from gradsim.exact import exact_gradient_covariance, nngp_kernel
+from gradsim.strategies import net_specs
+from gradsim.theory import independence
+
+specs = net_specs(archs=("feedforward", "resnet"), batchnorm=False, activations=("relu", "leaky"),
+                  max_input_dim=2).filter(lambda s: s.activation != "crelu")
+ll_specs = net_specs(archs=("feedforward", "resnet"), batchnorm=False, activations=("crelu",),
+                     max_input_dim=2).filter(lambda s: s.init == "looks-linear")
+
+
+def _fd_mixed(spec, x, y, h=1e-4):
+    d = spec.input_dim
+    out = np.zeros((len(x), len(y), d, d))
+    for a in range(d):
+        for b in range(d):
+            ea, eb = np.eye(d)[a] * h, np.eye(d)[b] * h
+            out[..., a, b] = (nngp_kernel(spec, x + ea, y + eb) - nngp_kernel(spec, x + ea, y - eb)
+                              - nngp_kernel(spec, x - ea, y + eb)
+                              + nngp_kernel(spec, x - ea, y - eb)) / (4 * h * h)
+    return out
+
+
+@given(st.one_of(specs, ll_specs), st.integers(0, 2**32))
+def test_mixed_derivative_matches_finite_differences(spec, seed):
+    spec = spec.replace(first_bias_var=max(spec.first_bias_var, 0.1))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, spec.input_dim))
+    y = rng.standard_normal((3, spec.input_dim))
+    got = exact_gradient_covariance(spec, x, y)
+    want = _fd_mixed(spec, x, y)
+    scale = np.abs(got).max() + np.abs(nngp_kernel(spec, x, y)).max()
+    np.testing.assert_allclose(got, want, atol=1e-5 * scale)
+
+
+@given(specs, st.integers(0, 2**32))
+def test_symmetric_and_positive_semidefinite(spec, seed):
+    spec = spec.replace(first_bias_var=max(spec.first_bias_var, 0.1))
+    x = np.random.default_rng(seed).standard_normal((6, spec.input_dim))
+    c = exact_gradient_covariance(spec, x)
+    d = spec.input_dim
+    big = c.transpose(0, 2, 1, 3).reshape(6 * d, 6 * d)
+    np.testing.assert_allclose(big, big.T, atol=1e-12 * np.abs(big).max())
+    assert np.linalg.eigvalsh(big).min() > -1e-9 * np.abs(big).max()
+
+
+def test_diagonal_branch_is_continuous():
+    spec = NetSpec(depth=6, bias_var=0.3)
+    x = np.array([[0.3]])
+    on = exact_gradient_covariance(spec, x, x)[0, 0, 0, 0]
+    for delta in (1e-3, 1e-4, 1e-6):
+        near = exact_gradient_covariance(spec, x, x + delta)[0, 0, 0, 0]
+        assert abs(near - on) < 50 * delta * abs(on)
+
+
+def test_linear_and_looks_linear_nets_have_constant_gradients():
+    x = GridSpec(points=9).points_array()
+    for spec in (NetSpec(depth=7, activation="leaky", slope_pos=0.8, slope_neg=0.8),
+                 NetSpec(depth=7, activation="crelu", init="looks-linear"),
+                 NetSpec(arch="resnet", depth=5, activation="crelu", init="looks-linear")):
+        c = exact_gradient_covariance(spec, x)[..., 0, 0]
+        np.testing.assert_allclose(c, c[0, 0], rtol=1e-10)
+
+
+def test_high_dimensional_inputs_agree_with_gradient_independence():
+    """Large d, no biases beyond a small hidden one: the independence product is close."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(60)
+    y = 0.6 * x + 0.8 * rng.standard_normal(60)
+    spec = NetSpec(depth=2, input_dim=60, bias_var=0.1)
+    c = exact_gradient_covariance(spec, np.stack([x, y]))
+    ind = independence(spec, x, y)
+    assert np.trace(c[0, 0]) == pytest.approx(ind.variance[-1], rel=1e-12)
+    assert np.trace(c[0, 1]) == pytest.approx(ind.covariance[-1], rel=0.02)
+
+
+@pytest.mark.parametrize("spec", [NetSpec(depth=3, width=256),
+                                  NetSpec(arch="resnet", depth=2, width=256, beta=0.7)],
+                         ids=["ff", "resnet"])
+def test_exact_against_wide_networks_on_the_line(spec):
+    """1-D grid with biases: every (i, j) entry within 4 standard errors plus a 5% of the
+    largest entry allowance for the O(L / n) finite-width bias; the gradient-independence
+    product misses in the same setting."""
+    grid = GridSpec(points=8)
+    nets = 120
+    g = simulate(spec, grid, nets=nets, seed=7).grad[..., 0]
+    exact = exact_gradient_covariance(spec, grid.points_array())[..., 0, 0]
+    prod = np.einsum("ni,nj->nij", g, g)
+    est, se = prod.mean(0), prod.std(0, ddof=1) / math.sqrt(nets)
+    allowance = 0.05 * np.abs(exact).max()
+    assert np.all(np.abs(est - exact) < 4 * se + allowance)
+    if spec.arch == "feedforward":
+        xs = grid.points_array()[:, 0]
+        ind = np.array([[independence(spec, [a], [b]).covariance[-1] for b in xs] for a in xs])
+        assert np.abs(ind - exact).max() > 0.2 * np.abs(exact).max()
+
+
+def test_exact_bad_input():
+    with pytest.raises(ValueError, match="batch norm"):
+        exact_gradient_covariance(NetSpec(batchnorm=True), [0.0])
+    with pytest.raises(ValueError, match="shape"):
+        exact_gradient_covariance(NetSpec(input_dim=2), [0.0])
+    with pytest.raises(ValueError, match="finite"):
+        exact_gradient_covariance(NetSpec(), [math.inf])
+    with pytest.raises(ValueError, match="angle"):
+        exact_gradient_covariance(NetSpec(first_bias_var=0.0), [0.0])
+    with pytest.raises(ValueError, match="memory"):
+        exact_gradient_covariance(NetSpec(depth=2, input_dim=200), np.ones((256, 200)))
