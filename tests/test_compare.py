@@ -1,0 +1,110 @@
+"""The comparison harness and the theory / compare commands."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from gradsim import NetSpec, simulate
+from gradsim.cli import main
+from gradsim.compare import assert_agrees, compare, compare_spec, pair_statistics, predict
+from gradsim.stats import Estimate
+
+
+def test_compare_z_and_relative_error():
+    c = compare(2.0, Estimate(2.5, 0.25, 100), "variance", "model")
+    assert (c.z, c.rel_error, c.name, c.label) == (2.0, 0.25, "variance", "model")
+    assert compare(0.0, Estimate(0.0, 0.0, 3)).z == 0.0
+    assert math.isinf(compare(1.0, Estimate(2.0, 0.0, 3)).z)
+
+
+def test_assert_agrees_fails_when_it_should():
+    assert_agrees(1.0, Estimate(1.3, 0.1, 10))
+    with pytest.raises(AssertionError, match="theory"):
+        assert_agrees(1.0, Estimate(1.5, 0.1, 10))
+    assert_agrees(1.0, Estimate(1.5, 0.1, 10), allowance=0.2)
+
+
+def test_pair_statistics_on_known_gaussians():
+    rng = np.random.default_rng(0)
+    n, rho = 20000, 0.6
+    gx = rng.standard_normal(n)
+    gy = rho * gx + math.sqrt(1 - rho**2) * rng.standard_normal(n)
+    est = pair_statistics(gx, gy)
+    assert_agrees(1.0, est["variance"])
+    assert_agrees(rho, est["covariance"])
+    assert_agrees(rho, est["correlation"])
+
+
+def test_exact_theory_tracks_monte_carlo_where_the_paper_model_misses():
+    """1-D line, depth 3, width 200: exact within 4 SE (+5% finite width); the paper's
+    2^-L covariance misses the sign of the far-apart correlation."""
+    spec = NetSpec(depth=3, width=200)
+    sim = simulate(spec, nets=100, seed=0)
+    i, j = 63, 192
+    rows = {r.label.split()[0] + " " + r.name: r
+            for r in compare_spec(spec, sim.grad[:, i], sim.grad[:, j], sim.x[i], sim.x[j])}
+    ex = rows["exact correlation"]
+    assert abs(ex.estimate - ex.theory) < 4 * ex.se + 0.05
+    paper = rows["paper correlation"]
+    assert paper.theory > 0 > paper.estimate
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_theory_json_has_the_documented_keys(capsys):
+    for model in ("paper", "independence", "exact"):
+        code, out, _ = _run(capsys, "theory", "--depth", "1000", "--model", model, "--json")
+        data = json.loads(out)
+        assert code == 0
+        assert {"model", "depth", "variance", "covariance", "correlation"} <= set(data)
+        assert data["depth"] == 1000
+    code, out, _ = _run(capsys, "theory", "--depth", "5", "--model", "paper", "--json")
+    assert json.loads(out)["correlation"] == pytest.approx(2.0**-5)
+
+
+def test_theory_out_writes_the_grid_covariance(tmp_path, capsys):
+    out = tmp_path / "cov.npz"
+    code, _, err = _run(capsys, "theory", "--depth", "4", "--points", "16", "--out", str(out))
+    assert code == 0, err
+    with np.load(out) as data:
+        assert data["covariance"].shape == (16, 16)
+        np.testing.assert_allclose(data["covariance"], data["covariance"].T, atol=1e-12)
+    code, _, err = _run(capsys, "theory", "--depth", "4", "--model", "paper", "--out",
+                        str(tmp_path / "p.npz"))
+    assert code == 2 and "--model exact" in err and not (tmp_path / "p.npz").exists()
+
+
+def test_compare_command(capsys):
+    code, out, _ = _run(capsys, "compare", "--depth", "2", "--width", "16", "--points", "16",
+                        "--nets", "20", "--seed", "1", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["nets"] == 20
+    labels = {row["label"] for row in data["rows"]}
+    assert len(labels) == 3
+    code, out, _ = _run(capsys, "compare", "--depth", "2", "--width", "16", "--points", "16",
+                        "--nets", "20", "--seed", "1")
+    assert code == 0 and "exact infinite width" in out and "rel err" in out
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["theory", "--depth", "3", "--model", "magic"], "model"),
+    (["theory", "--depth", "3", "--batchnorm", "--model", "exact"], "batch norm"),
+    (["theory", "--depth", "3", "--pair", "nan", "1"], "pair"),
+    (["compare", "--depth", "2", "--nets", "1", "--seed", "0"], "nets"),
+    (["compare", "--depth", "2", "--nets", "5", "--seed", "0", "--grid", "gaussian",
+      "--index", "0", "999"], "index"),
+])
+def test_theory_and_compare_errors(capsys, argv, match):
+    code, out, err = _run(capsys, *argv)
+    assert code == 2 and match in err and len(err.strip().splitlines()) == 1
+
+
+def test_predict_rejects_unknown_model():
+    with pytest.raises(ValueError, match="model"):
+        predict(NetSpec(), "guess", [0.0], [1.0])
