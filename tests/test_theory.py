@@ -225,3 +225,25 @@ def test_theory_bad_input():
 def test_kurtosis_identity_values():
     k = kurtosis_identity(NetSpec(depth=3, width=5, first_bias_var=0.0))
     np.testing.assert_allclose(k, [6.0, 12.0, 24.0], rtol=1e-15)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4])
+def test_t3_high_dimensional_ratio_is_two_to_minus_depth(depth):
+    """T3: feedforward + BN, width 200, 200-dim Gaussian inputs: the ratio of the mean
+    off-diagonal to the mean diagonal gradient inner product is 2^-L, within 4 standard
+    errors over networks.  64 inputs: batch-norm centring over a batch of P inputs
+    correlates them by about -1/(P - 1), which biases the ratio low on small batches."""
+    from gradsim import GridSpec
+
+    x = GridSpec(kind="gaussian", points=64, dim=200, seed=3).points_array()
+    spec = NetSpec(depth=depth, width=200, input_dim=200, batchnorm=True)
+    off = ~np.eye(64, dtype=bool)
+    ratios = []
+    for i in range(20):
+        g = input_gradient(sample_network(spec, network_rng(0, i)), x, mode="reverse",
+                           backend="numpy")
+        ip = g @ g.T
+        ratios.append(ip[off].mean() / np.diag(ip).mean())
+    ratios = np.array(ratios)
+    se = ratios.std(ddof=1) / math.sqrt(len(ratios))
+    assert abs(ratios.mean() - 2.0**-depth) < 4 * se
