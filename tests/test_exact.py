@@ -93,7 +93,7 @@ def test_exact_against_wide_networks_on_the_line(spec):
     product misses in the same setting."""
     grid = GridSpec(points=8)
     nets = 120
-    g = simulate(spec, grid, nets=nets, seed=7).grad[..., 0]
+    g = simulate(spec, grid, nets=nets, seed=7, backend="numpy").grad[..., 0]
     exact = exact_gradient_covariance(spec, grid.points_array())[..., 0, 0]
     prod = np.einsum("ni,nj->nij", g, g)
     est, se = prod.mean(0), prod.std(0, ddof=1) / math.sqrt(nets)
