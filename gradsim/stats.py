@@ -17,7 +17,8 @@ import numpy as np
 from ._util import get_backend
 
 __all__ = ["Estimate", "Moments", "autocorrelation", "lag1", "spectrum", "spectral_slope",
-           "point_moments", "white_noise", "brown_noise"]
+           "point_moments", "white_noise", "brown_noise", "covariance_matrix",
+           "correlation_matrix", "offdiagonal_ratio", "activity_summary"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +43,89 @@ def _per_net(grad):
 
 def _mean_se(x):
     return Estimate(x.mean(axis=0), x.std(axis=0, ddof=1) / np.sqrt(x.shape[0]), x.shape[0])
+
+
+def covariance_matrix(grad):
+    """``C(i, j) = E[g_i g_j]`` over networks (the paper's covariance), shape ``(P, P)``."""
+    g = _per_net(grad)
+    n = g.shape[0]
+    m1 = g.T @ g / n
+    m22 = (g * g).T @ (g * g) / n
+    return Estimate(m1, np.sqrt(np.maximum(m22 - m1 * m1, 0.0) / (n - 1)), n)
+
+
+def correlation_matrix(grad):
+    """``R(i, j) = C(i, j) / sqrt(C(i) C(j))`` with delta-method standard errors, ``(P, P)``.
+
+    The standard error uses ``E[g_i g_j]``, ``E[g_i^2 g_j^2]`` and ``E[g_i^3 g_j]`` over
+    networks; it is 0 on the diagonal, where ``R = 1`` exactly.
+    """
+    g = _per_net(grad)
+    n = g.shape[0]
+    m1 = g.T @ g / n
+    m22 = (g * g).T @ (g * g) / n
+    m31 = (g**3).T @ g / n
+    a = np.diag(m1)
+    ai, aj = a[:, None], a[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = m1 / np.sqrt(ai * aj)
+        var_c = m22 - m1**2
+        var_a = np.diag(m22) - a**2
+        cov_ca = m31 - m1 * ai          # Cov(g_i g_j, g_i^2)
+        cov_cb = m31.T - m1 * aj        # Cov(g_i g_j, g_j^2)
+        cov_ab = m22 - ai * aj          # Cov(g_i^2, g_j^2)
+        s = np.sqrt(ai * aj)
+        var_r = (var_c / (ai * aj)
+                 + r**2 / 4 * (var_a[:, None] / ai**2 + var_a[None, :] / aj**2
+                               + 2 * cov_ab / (ai * aj))
+                 - r * (cov_ca / (ai * s) + cov_cb / (aj * s)))
+    se = np.sqrt(np.maximum(var_r, 0.0) / (n - 1))
+    np.fill_diagonal(se, 0.0)
+    return Estimate(r, se, n)
+
+
+def offdiagonal_ratio(grad):
+    """Per network, mean off-diagonal over mean diagonal of ``G G^T`` (the T3 ratio).
+
+    Parameters
+    ----------
+    grad : array_like, shape (nets, P, d)
+        Gradient vectors at ``P >= 2`` inputs.
+
+    Returns
+    -------
+    Estimate
+        Mean of the per-network ratio and its standard error.
+    """
+    g = np.asarray(grad, dtype=np.float64)
+    if g.ndim == 2:
+        g = g[..., None]
+    if g.ndim != 3 or g.shape[0] < 2 or g.shape[1] < 2:
+        raise ValueError(f"grad must have shape (nets >= 2, points >= 2, d), got {g.shape}")
+    ip = np.einsum("npd,nqd->npq", g, g)
+    p = g.shape[1]
+    diag = np.einsum("npp->np", ip)
+    off = (ip.sum(axis=(1, 2)) - diag.sum(axis=1)) / (p * (p - 1))
+    return _mean_se(off / diag.mean(axis=1))
+
+
+def activity_summary(activity):
+    """Active and co-active proportions per activation site, averaged over networks.
+
+    Parameters
+    ----------
+    activity : array_like, shape (nets, n_act_layers, 2)
+        As recorded by ``simulate(..., activity=True)``.
+
+    Returns
+    -------
+    active, coactive : Estimate
+        Each of shape ``(n_act_layers,)``.
+    """
+    a = np.asarray(activity, dtype=np.float64)
+    if a.ndim != 3 or a.shape[2] != 2 or a.shape[0] < 2:
+        raise ValueError(f"activity must have shape (nets >= 2, layers, 2), got {a.shape}")
+    return _mean_se(a[..., 0]), _mean_se(a[..., 1])
 
 
 def autocorrelation(grad, max_lag=None):

@@ -4,9 +4,13 @@ import numpy as np
 import pytest
 
 from gradsim.stats import (
+    activity_summary,
     autocorrelation,
     brown_noise,
+    correlation_matrix,
+    covariance_matrix,
     lag1,
+    offdiagonal_ratio,
     point_moments,
     spectral_slope,
     spectrum,
@@ -73,3 +77,48 @@ def test_constant_gradients_are_dropped_or_refused():
         lag1(np.full((3, 8), np.nan))
     with pytest.raises(ValueError, match="max_lag"):
         autocorrelation(white_noise(3, 8), max_lag=8)
+
+
+def _correlated(n, p, rho, seed):
+    """n draws of a Gaussian p-vector with covariance rho^|i-j| (scaled by 2)."""
+    idx = np.arange(p)
+    cov = 2.0 * rho ** np.abs(idx[:, None] - idx[None, :])
+    return np.random.default_rng(seed).multivariate_normal(np.zeros(p), cov, size=n), cov
+
+
+def test_covariance_and_correlation_matrices_on_known_gaussians():
+    g, cov = _correlated(4000, 6, 0.7, seed=11)
+    c = covariance_matrix(g)
+    z = (c.value - cov) / c.se
+    assert np.all(np.abs(z) < 4.5)
+    r = correlation_matrix(g)
+    want = cov / 2.0
+    assert np.all(np.diag(r.value) == pytest.approx(1.0)) and np.all(np.diag(r.se) == 0)
+    off = ~np.eye(6, dtype=bool)
+    z = (r.value - want)[off] / r.se[off]
+    assert np.all(np.abs(z) < 4.5)
+
+
+def test_correlation_standard_error_is_calibrated():
+    """Across 200 independent experiments the z-scores of one entry have unit spread."""
+    zs = []
+    for seed in range(200):
+        g, cov = _correlated(300, 2, 0.5, seed=100 + seed)
+        r = correlation_matrix(g)
+        zs.append((r.value[0, 1] - 0.5) / r.se[0, 1])
+    assert 0.85 < np.std(zs) < 1.15
+
+
+def test_offdiagonal_ratio_and_activity_summary():
+    rng = np.random.default_rng(3)
+    g = rng.standard_normal((50, 8, 30))
+    est = offdiagonal_ratio(g)
+    assert abs(est.value) < 4 * est.se
+    same = np.repeat(rng.standard_normal((50, 1, 30)), 8, axis=1)
+    assert offdiagonal_ratio(same).value == pytest.approx(1.0)
+    act = np.stack([np.full((5, 3), 0.5), np.full((5, 3), 0.25)], axis=-1)
+    active, coactive = activity_summary(act)
+    np.testing.assert_allclose(active.value, 0.5)
+    np.testing.assert_allclose(coactive.value, 0.25)
+    with pytest.raises(ValueError, match="activity"):
+        activity_summary(np.zeros((5, 3)))
