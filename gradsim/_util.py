@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import numpy as np
 
-from . import kernels, reference
-
 __all__ = ["BACKENDS", "DTYPES", "get_backend", "get_dtype", "available_memory", "check_memory"]
 
-BACKENDS = {"numba": kernels, "numpy": reference}
+#: Backend name -> module of kernels; numba is imported on first use, so commands that
+#: need no kernels (``gradsim theory --model paper``, ``--help``) start quickly.
+BACKENDS = {"numba": "gradsim.kernels", "numpy": "gradsim.reference"}
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
@@ -18,7 +19,7 @@ def get_backend(name):
     """Kernel module for ``name`` in :data:`BACKENDS`."""
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {name!r}")
-    return BACKENDS[name]
+    return importlib.import_module(BACKENDS[name])
 
 
 def get_dtype(dtype):

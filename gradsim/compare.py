@@ -124,13 +124,15 @@ def predict(spec, model, x, y):
         label = th.label
     else:
         xs = np.stack([np.asarray(x, float).reshape(-1), np.asarray(y, float).reshape(-1)])
-        c = exact_gradient_covariance(spec, xs)
-        var, cov = np.trace(c[0, 0]), np.trace(c[0, 1])
-        vy = np.trace(c[1, 1])
+        c, ls = exact_gradient_covariance(spec, xs, log_scale=True)
+        var, cov, vy = np.trace(c[0, 0]), np.trace(c[0, 1]), np.trace(c[1, 1])
+        corr = cov / math.sqrt(var * vy)
+        with np.errstate(over="ignore"):
+            var, cov = var * np.exp(ls), cov * np.exp(ls)
         return {"model": LABELS["exact"], "depth": spec.depth, "variance": float(var),
-                "covariance": float(cov), "correlation": float(cov / math.sqrt(var * vy))}
+                "covariance": float(cov), "correlation": float(corr)}
     return {"model": label, "depth": spec.depth, "variance": float(var),
-            "covariance": float(cov), "correlation": float(cov / var)}
+            "covariance": float(cov), "correlation": float(th.correlation[-1])}
 
 
 def compare_spec(spec, grad_x, grad_y, x, y, models=MODELS):

@@ -23,116 +23,25 @@ with ReLU, ab-ReLU or looks-linear (partially mirrored) CReLU.
 
 from __future__ import annotations
 
-import dataclasses
+import math
 
 import numpy as np
 
-from ._util import check_memory
+from ._util import check_memory, get_backend
 from .spec import NetSpec
-from .theory import LABELS, _slopes, _weight_scale
+from .theory import LABELS, _growth, _slopes, _weight_scale
 
-__all__ = ["KernelState", "exact_gradient_covariance", "nngp_kernel"]
+__all__ = ["exact_gradient_covariance", "nngp_kernel"]
 
 LABELS.setdefault("exact", "exact infinite width (NNGP mixed derivative)")
 
 _DIAG_TOL = 1e-10
 
 
-@dataclasses.dataclass
-class KernelState:
-    """Kernel and derivatives for inputs ``x`` (P of them) against ``y`` (Q of them).
-
-    Attributes
-    ----------
-    a : (P,) ``K(x, x)``;  ax : (P, d) its gradient in ``x``.
-    b : (Q,) ``K(y, y)``;  by : (Q, d) its gradient in ``y``.
-    c : (P, Q) ``K(x, y)``;  cx, cy : (P, Q, d) gradients in ``x`` and ``y``.
-    cxy : (P, Q, d, d) mixed second derivative ``d^2 K / dx_a dy_b``.
-    """
-
-    a: np.ndarray
-    ax: np.ndarray
-    b: np.ndarray
-    by: np.ndarray
-    c: np.ndarray
-    cx: np.ndarray
-    cy: np.ndarray
-    cxy: np.ndarray
-
-    def scaled(self, factor, shift=0.0):
-        """``factor * K + shift`` (the shift is a constant: derivatives only scale)."""
-        f = factor
-        return KernelState(f * self.a + shift, f * self.ax, f * self.b + shift, f * self.by,
-                           f * self.c + shift, f * self.cx, f * self.cy, f * self.cxy)
-
-    def plus(self, other):
-        """Sum of two kernels of independent processes on the same inputs."""
-        return KernelState(*(getattr(self, f.name) + getattr(other, f.name)
-                             for f in dataclasses.fields(self)))
-
-
-def _input_state(x, y, var, bias_var):
-    """Kernel of ``W x + b``: ``var x . y / d + bias_var``."""
-    d = x.shape[1]
-    s = var / d
-    p, q = len(x), len(y)
-    eye = np.broadcast_to(np.eye(d) * s, (p, q, d, d))
-    return KernelState(
-        a=s * np.einsum("pd,pd->p", x, x) + bias_var, ax=2 * s * x,
-        b=s * np.einsum("qd,qd->q", y, y) + bias_var, by=2 * s * y,
-        c=s * x @ y.T + bias_var,
-        cx=np.broadcast_to(s * y[None, :, :], (p, q, d)).copy(),
-        cy=np.broadcast_to(s * x[:, None, :], (p, q, d)).copy(),
-        cxy=eye.copy())
-
-
-def _g(rho, a, b):
-    """g, g', g'' of the ab-ReLU (see the module docstring); g'' is set to 0 at |rho| = 1,
-    where the term it multiplies vanishes."""
-    theta = np.arccos(rho)
-    m = (a - b) ** 2
-    root = np.sqrt(np.maximum(1 - rho * rho, 0.0))
-    g = a * b * rho + m * (root + (np.pi - theta) * rho) / (2 * np.pi)
-    g1 = a * b + m * (np.pi - theta) / (2 * np.pi)
-    g2 = np.zeros_like(root)
-    np.divide(m, 2 * np.pi * root, out=g2, where=root > 0)
-    return g, g1, g2
-
-
-def _activate(st, scale, bias_var, a, b):
-    """Kernel state of ``W phi(z) + bias`` from that of ``z``; ``W`` has scale ``scale``."""
-    S = np.sqrt(np.outer(st.a, st.b))
-    rho = np.clip(st.c / S, -1.0, 1.0)
-    g, g1, g2 = _g(rho, a, b)
-    gdiag = _g(np.ones(1), a, b)[0][0]
-    # first derivatives of S = sqrt(A B) and rho = C / S
-    sx = S[..., None] * (st.ax / (2 * st.a[:, None]))[:, None, :]
-    sy = S[..., None] * (st.by / (2 * st.b[:, None]))[None, :, :]
-    rx = st.cx / S[..., None] - rho[..., None] * (st.ax / (2 * st.a[:, None]))[:, None, :]
-    ry = st.cy / S[..., None] - rho[..., None] * (st.by / (2 * st.b[:, None]))[None, :, :]
-    sxy = np.einsum("pqa,pqb->pqab", sx, sy) / S[..., None, None]
-    # rho_xy = C_xy / S - (C_x S_y^T + S_x C_y^T) / S^2 + 2 C S_x S_y^T / S^3 - C S_xy / S^2
-    rxy = (st.cxy / S[..., None, None]
-           - (np.einsum("pqa,pqb->pqab", st.cx, sy) + np.einsum("pqa,pqb->pqab", sx, st.cy))
-           / (S * S)[..., None, None]
-           + 2 * (st.c / S**3)[..., None, None] * np.einsum("pqa,pqb->pqab", sx, sy)
-           - (st.c / (S * S))[..., None, None] * sxy)
-    diag = (1 - rho * rho) < _DIAG_TOL
-    sing = np.where(diag, 0.0, S * g2)
-    mixed = (sxy * g[..., None, None]
-             + g1[..., None, None] * (np.einsum("pqa,pqb->pqab", sx, ry)
-                                      + np.einsum("pqa,pqb->pqab", rx, sy))
-             + (S * g1)[..., None, None] * rxy
-             + sing[..., None, None] * np.einsum("pqa,pqb->pqab", rx, ry))
-    cx = sx * g[..., None] + (S * g1)[..., None] * rx
-    cy = sy * g[..., None] + (S * g1)[..., None] * ry
-    return KernelState(
-        a=scale * st.a * gdiag + bias_var, ax=scale * gdiag * st.ax,
-        b=scale * st.b * gdiag + bias_var, by=scale * gdiag * st.by,
-        c=scale * S * g + bias_var, cx=scale * cx, cy=scale * cy, cxy=scale * mixed)
-
-
 def _check(spec, x, y):
+    sym = y is None
+    if y is None:
+        y = x
     if not isinstance(spec, NetSpec):
         raise ValueError(f"spec must be a NetSpec, got {type(spec).__name__}")
     if spec.batchnorm or spec.arch == "highway":
@@ -148,50 +57,147 @@ def _check(spec, x, y):
             raise ValueError(f"{name} must be finite")
         out.append(v)
     x, y = out
-    check_memory(20 * 8 * len(x) * len(y) * spec.input_dim**2,
+    d = spec.input_dim
+    check_memory(8 * len(x) * len(y) * (3 * (3 + 4 * d + d * d) + 2 * d * d + 3),
                  "exact theory on this many pairs (points x points x input_dim^2)")
-    return x, y
+    return x, y, sym
 
 
-def _output_state(spec, x, y):
-    a, b = _slopes(spec)
+def _pairs_state(spec, x, y, ii, jj):
+    """Packed kernel state of the first pre-activations ``W x + b`` for the pairs
+    ``(x[ii], y[jj])``: ``K = (sigma_w^2 / d) x . y + sigma_b0^2``."""
+    d = spec.input_dim
+    s0 = spec.weight_var / d
+    fb = spec.first_bias_var
+    xi, yj = x[ii], y[jj]
+    st = np.empty((len(ii), 3 + 4 * d + d * d))
+    st[:, 0] = s0 * np.einsum("kd,kd->k", xi, xi) + fb
+    st[:, 1] = s0 * np.einsum("kd,kd->k", yj, yj) + fb
+    st[:, 2] = s0 * np.einsum("kd,kd->k", xi, yj) + fb
+    st[:, 3:3 + d] = 2 * s0 * xi
+    st[:, 3 + d:3 + 2 * d] = 2 * s0 * yj
+    st[:, 3 + 2 * d:3 + 3 * d] = s0 * yj
+    st[:, 3 + 3 * d:3 + 4 * d] = s0 * xi
+    st[:, 3 + 4 * d:] = s0 * np.eye(d).ravel()
+    return st
+
+
+def _plan(spec, a, b):
+    """Kernel parameters, per-layer biases and the log of the common scale factor.
+
+    Every layer multiplies the whole kernel state by about the same factor ``f``
+    (:func:`gradsim.theory._growth`), so deep nets would leave floating-point range.  The
+    recursion is homogeneous apart from the biases, so the state is carried divided by
+    ``f^l`` and the biases divided by the same; ``f = 1`` (He feedforward nets, for one)
+    changes nothing.
+    """
     s = _weight_scale(spec)
-    st = _input_state(x, y, spec.weight_var, spec.first_bias_var)
-    if np.any(st.a <= 0) or np.any(st.b <= 0):
-        raise ValueError("an input at 0 with no first-layer bias has no defined angle")
-    if spec.arch == "feedforward":
-        for _ in range(spec.depth - 1):
-            st = _activate(st, s, spec.bias_var, a, b)
+    resnet = spec.arch == "resnet"
+    f = _growth(spec, a, b)
+    lf = math.log(f)
+    if resnet:
+        head = spec.readout_var
+        prm = [s, a, b, spec.alpha**2 / f, spec.beta**2, head]
+        bias = spec.bias_var * np.exp(-lf * np.arange(spec.depth))
+        log_scale = spec.depth * lf
+    else:
         head = spec.readout_var * (0.5 if spec.init == "looks-linear" else 1.0)
-        return _activate(st, head, 0.0, a, b)
-    for _ in range(spec.depth):
-        br = st
-        for _ in range(spec.branch_depth):
-            br = _activate(br, s, spec.bias_var, a, b)
-        st = st.plus(br.scaled(spec.beta**2)).scaled(spec.alpha**2)
-    return st.scaled(spec.readout_var)
+        prm = [s / f, a, b, spec.alpha**2, spec.beta**2, head]
+        bias = spec.bias_var * np.exp(-lf * np.arange(1, spec.depth + 1))
+        log_scale = (spec.depth - 1) * lf
+    return np.array(prm + [_DIAG_TOL]), bias, log_scale
 
 
-def nngp_kernel(spec, x, y):
-    """Output kernel ``K(x_i, y_j) = E[f(x_i) f(y_j)]`` at infinite width, shape (P, Q)."""
-    x, y = _check(spec, x, y)
-    return _output_state(spec, x, y).c
+def _output(spec, x, y, symmetric, backend):
+    """``(K, d^2 K / dx dy, log_scale)``: the output's kernel (P, Q) and mixed
+    derivative (P, Q, d, d), both divided by ``exp(log_scale)``."""
+    kern = get_backend(backend)
+    a, b = _slopes(spec)
+    if min(len(x), len(y)) and (np.min(spec.weight_var / spec.input_dim
+                                       * np.concatenate([(x * x).sum(1), (y * y).sum(1)])
+                                       + spec.first_bias_var) <= 0):
+        raise ValueError("an input at 0 with no first-layer bias has no defined angle")
+    p, q, d = len(x), len(y), spec.input_dim
+    if symmetric:
+        ii, jj = np.triu_indices(p)
+    else:
+        ii, jj = (m.ravel() for m in np.indices((p, q)))
+    st = _pairs_state(spec, x, y, ii, jj)
+    prm, bias, log_scale = _plan(spec, a, b)
+    out = np.empty_like(st)
+    kern.exact_pairs(st, d, spec.arch == "resnet", spec.depth, spec.branch_depth, prm, bias,
+                     out)
+    c = np.empty((p, q))
+    cxy = np.empty((p, q, d, d))
+    c[ii, jj] = out[:, 2]
+    cxy[ii, jj] = out[:, 3 + 4 * d:].reshape(-1, d, d)
+    if symmetric:
+        c[jj, ii] = out[:, 2]
+        cxy[jj, ii] = out[:, 3 + 4 * d:].reshape(-1, d, d).transpose(0, 2, 1)
+        k = np.arange(p)
+        cxy[k, k] = (cxy[k, k] + cxy[k, k].transpose(0, 2, 1)) / 2  # symmetric up to rounding
+    return c, cxy, log_scale
 
 
-def exact_gradient_covariance(spec, x, y=None):
-    """``E[df/dx_a(x_i) df/dx_b(y_j)]`` at infinite width.
+def nngp_kernel(spec, x, y=None, *, backend="numba"):
+    """Output kernel ``K(x_i, y_j) = E[f(x_i) f(y_j)]`` at infinite width.
 
     Parameters
     ----------
     spec : NetSpec
+        Feedforward or resnet, no batch norm.
     x : array_like, shape (P, d) (or (P,) when d = 1)
     y : array_like, shape (Q, d), optional
         Default ``x``.
+    backend : {'numba', 'numpy'}
+
+    Returns
+    -------
+    ndarray, shape (P, Q)
+    """
+    x, y, sym = _check(spec, x, y)
+    c, _, log_scale = _output(spec, x, y, sym, backend)
+    return _unscale(c, log_scale)
+
+
+def _unscale(v, log_scale):
+    """``v * exp(log_scale)``, ``inf`` where that leaves floating-point range."""
+    if log_scale == 0:
+        return v
+    with np.errstate(over="ignore"):
+        return v * np.exp(log_scale)
+
+
+def exact_gradient_covariance(spec, x, y=None, *, backend="numba", log_scale=False):
+    """``E[df/dx_a(x_i) df/dx_b(y_j)]`` at infinite width.
+
+    Assumption: infinite width (every hidden layer's width to infinity, Gaussian
+    weights), so the output is the Gaussian process of :func:`nngp_kernel` and the
+    gradient's covariance is its mixed second derivative.  Exact at any depth, for any
+    input dimension and with biases; no independence assumption.
+
+    Parameters
+    ----------
+    spec : NetSpec
+        Feedforward or resnet, no batch norm; ReLU, ab-ReLU, or CReLU with
+        ``init='looks-linear'``.
+    x : array_like, shape (P, d) (or (P,) when d = 1)
+    y : array_like, shape (Q, d), optional
+        Default ``x``; then only the upper triangle of pairs is computed and the rest
+        is filled by symmetry, so the result is exactly symmetric.
+    backend : {'numba', 'numpy'}
+        The numba kernel (threads over pairs) or its NumPy twin; they agree to rounding.
+    log_scale : bool
+        Return ``(cov, log_scale)`` with the true covariance ``cov * exp(log_scale)``;
+        for nets so deep that the covariance itself leaves floating-point range
+        (correlations are ratios of ``cov`` entries and stay finite).
 
     Returns
     -------
     ndarray, shape (P, Q, d, d)
         The covariance of the gradient vectors; for ``d = 1`` take ``[..., 0, 0]``.
+        Entries beyond floating-point range are ``inf`` (see ``log_scale``).
     """
-    x, y = _check(spec, x, y if y is not None else x)
-    return _output_state(spec, x, y).cxy
+    x, y, sym = _check(spec, x, y)
+    _, cxy, ls = _output(spec, x, y, sym, backend)
+    return (cxy, ls) if log_scale else _unscale(cxy, ls)

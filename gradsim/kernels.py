@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 
 import numba
+import numpy as np
 
 __all__ = [
     "act_fwd", "act_bwd", "crelu_fwd", "crelu_bwd", "bn_fwd", "bn_bwd",
-    "highway_fwd", "highway_bwd", "activity", "accumulate_moments",
+    "highway_fwd", "highway_bwd", "activity", "accumulate_moments", "exact_pairs",
 ]
 
 #: The one place numba options are set: compiled once and cached, GIL released,
@@ -184,3 +185,130 @@ def accumulate_moments(g, total, outer):  # noqa: D103
             total[i] += gi
             for j in range(k):
                 outer[i, j] += gi * g[r, j]
+
+
+#: As :data:`JIT`, with the loop over independent pairs spread over threads (each pair's
+#: arithmetic is the same whatever the thread count, so results do not depend on it).
+PJIT = dict(JIT, parallel=True)
+
+
+@numba.jit(**JIT)
+def _exact_step(st, d, s, bv, a, b, tol, new):
+    A, B, C = st[0], st[1], st[2]
+    S = math.sqrt(A * B)
+    rho = min(max(C / S, -1.0), 1.0)
+    m = (a - b) ** 2
+    root = math.sqrt(max(1.0 - rho * rho, 0.0))
+    t = math.pi - math.acos(rho)
+    g = a * b * rho + m * (root + t * rho) / (2 * math.pi)
+    g1 = a * b + m * t / (2 * math.pi)
+    g2 = m / (2 * math.pi * root) if (root > 0 and 1.0 - rho * rho >= tol) else 0.0
+    gd = (a * a + b * b) / 2
+    ox, oy, ocx, ocy, oxy = 3, 3 + d, 3 + 2 * d, 3 + 3 * d, 3 + 4 * d
+    new[0] = s * gd * A + bv
+    new[1] = s * gd * B + bv
+    new[2] = s * S * g + bv
+    for i in range(d):
+        ux = st[ox + i] / (2 * A)
+        rx = st[ocx + i] / S - rho * ux
+        new[ox + i] = s * gd * st[ox + i]
+        new[ocx + i] = s * S * (g * ux + g1 * rx)
+        for j in range(d):
+            uy = st[oy + j] / (2 * B)
+            ry = st[ocy + j] / S - rho * uy
+            rxy = (st[oxy + i * d + j] / S - (st[ocx + i] * uy + ux * st[ocy + j]) / S
+                   + rho * ux * uy)
+            new[oxy + i * d + j] = s * S * (g * (ux * uy) + g1 * (ux * ry + rx * uy + rxy)
+                                            + g2 * (rx * ry))
+    for j in range(d):
+        uy = st[oy + j] / (2 * B)
+        ry = st[ocy + j] / S - rho * uy
+        new[oy + j] = s * gd * st[oy + j]
+        new[ocy + j] = s * S * (g * uy + g1 * ry)
+
+
+@numba.jit(**JIT)
+def _exact_step1(A, B, C, ax, by, cx, cy, cxy, s, bv, a, b, tol):
+    """:func:`_exact_step` for d = 1, in registers."""
+    S = math.sqrt(A * B)
+    rho = min(max(C / S, -1.0), 1.0)
+    m = (a - b) ** 2
+    q = 1.0 - rho * rho
+    root = math.sqrt(max(q, 0.0))
+    t = math.pi - math.acos(rho)
+    g = a * b * rho + m * (root + t * rho) / (2 * math.pi)
+    g1 = a * b + m * t / (2 * math.pi)
+    g2 = m / (2 * math.pi * root) if (root > 0 and q >= tol) else 0.0
+    gd = (a * a + b * b) / 2
+    ux = ax / (2 * A)
+    uy = by / (2 * B)
+    rx = cx / S - rho * ux
+    ry = cy / S - rho * uy
+    rxy = cxy / S - (cx * uy + ux * cy) / S + rho * ux * uy
+    return (s * gd * A + bv, s * gd * B + bv, s * S * g + bv, s * gd * ax, s * gd * by,
+            s * S * (g * ux + g1 * rx), s * S * (g * uy + g1 * ry),
+            s * S * (g * (ux * uy) + g1 * (ux * ry + rx * uy + rxy) + g2 * (rx * ry)))
+
+
+@numba.jit(**PJIT)
+def _exact_pairs1(st, depth, resnet, branch, prm, bias, out):
+    s, a, b, alpha2, beta2, head, tol = prm[0], prm[1], prm[2], prm[3], prm[4], prm[5], prm[6]
+    for p in numba.prange(st.shape[0]):
+        A, B, C, ax, by, cx, cy, cxy = (st[p, 0], st[p, 1], st[p, 2], st[p, 3], st[p, 4],
+                                        st[p, 5], st[p, 6], st[p, 7])
+        if not resnet:
+            for k in range(depth - 1):
+                A, B, C, ax, by, cx, cy, cxy = _exact_step1(A, B, C, ax, by, cx, cy, cxy,
+                                                            s, bias[k], a, b, tol)
+            A, B, C, ax, by, cx, cy, cxy = _exact_step1(A, B, C, ax, by, cx, cy, cxy,
+                                                        head, 0.0, a, b, tol)
+            h = 1.0
+        else:
+            for k in range(depth):
+                A2, B2, C2, ax2, by2, cx2, cy2, cxy2 = A, B, C, ax, by, cx, cy, cxy
+                for _ in range(branch):
+                    A2, B2, C2, ax2, by2, cx2, cy2, cxy2 = _exact_step1(
+                        A2, B2, C2, ax2, by2, cx2, cy2, cxy2, s, bias[k], a, b, tol)
+                A = alpha2 * (A + beta2 * A2)
+                B = alpha2 * (B + beta2 * B2)
+                C = alpha2 * (C + beta2 * C2)
+                ax = alpha2 * (ax + beta2 * ax2)
+                by = alpha2 * (by + beta2 * by2)
+                cx = alpha2 * (cx + beta2 * cx2)
+                cy = alpha2 * (cy + beta2 * cy2)
+                cxy = alpha2 * (cxy + beta2 * cxy2)
+            h = head
+        out[p, 0], out[p, 1], out[p, 2], out[p, 3] = h * A, h * B, h * C, h * ax
+        out[p, 4], out[p, 5], out[p, 6], out[p, 7] = h * by, h * cx, h * cy, h * cxy
+
+
+@numba.jit(**PJIT)
+def _exact_pairs(st, d, resnet, depth, branch, prm, bias, out):
+    k, n = st.shape
+    s, a, b, alpha2, beta2, head, tol = prm[0], prm[1], prm[2], prm[3], prm[4], prm[5], prm[6]
+    for p in numba.prange(k):
+        cur = st[p].copy()
+        nxt = np.empty(n)
+        br = np.empty(n)
+        if not resnet:
+            for j in range(depth - 1):
+                _exact_step(cur, d, s, bias[j], a, b, tol, nxt)
+                cur, nxt = nxt, cur
+            _exact_step(cur, d, head, 0.0, a, b, tol, out[p])
+        else:
+            for j in range(depth):
+                br[:] = cur
+                for _ in range(branch):
+                    _exact_step(br, d, s, bias[j], a, b, tol, nxt)
+                    br, nxt = nxt, br
+                for i in range(n):
+                    cur[i] = alpha2 * (cur[i] + beta2 * br[i])
+            for i in range(n):
+                out[p, i] = head * cur[i]
+
+
+def exact_pairs(st, d, resnet, depth, branch, prm, bias, out):  # noqa: D103
+    if d == 1:
+        _exact_pairs1(st, depth, resnet, branch, prm, bias, out)
+    else:
+        _exact_pairs(st, d, resnet, depth, branch, prm, bias, out)

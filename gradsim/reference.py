@@ -16,7 +16,7 @@ import numpy as np
 
 __all__ = [
     "act_fwd", "act_bwd", "crelu_fwd", "crelu_bwd", "bn_fwd", "bn_bwd",
-    "highway_fwd", "highway_bwd", "activity", "accumulate_moments",
+    "highway_fwd", "highway_bwd", "activity", "accumulate_moments", "exact_pairs",
 ]
 
 
@@ -161,3 +161,91 @@ def accumulate_moments(g, total, outer):
     for row in g:
         total += row
         outer += np.multiply.outer(row, row)
+
+
+def _ab_g(rho, a, b):
+    """``g, g', g''`` of the ab-ReLU arc-cosine map; ``g''`` is 0 where ``|rho| = 1``."""
+    m = (a - b) ** 2
+    root = np.sqrt(np.maximum(1.0 - rho * rho, 0.0))
+    t = np.pi - np.arccos(rho)
+    g = a * b * rho + m * (root + t * rho) / (2 * np.pi)
+    g1 = a * b + m * t / (2 * np.pi)
+    g2 = np.zeros_like(root)
+    np.divide(m, 2 * np.pi * root, out=g2, where=root > 0)
+    return g, g1, g2
+
+
+def _exact_step(st, d, s, bv, a, b, tol):
+    """One layer ``W phi(z) + bias`` of the packed kernel state (see :func:`exact_pairs`)."""
+    A, B, C = st[:, 0], st[:, 1], st[:, 2]
+    ax, by = st[:, 3:3 + d], st[:, 3 + d:3 + 2 * d]
+    cx, cy = st[:, 3 + 2 * d:3 + 3 * d], st[:, 3 + 3 * d:3 + 4 * d]
+    cxy = st[:, 3 + 4 * d:].reshape(-1, d, d)
+    S = np.sqrt(A * B)
+    rho = np.minimum(np.maximum(C / S, -1.0), 1.0)
+    g, g1, g2 = _ab_g(rho, a, b)
+    g2 = np.where(1.0 - rho * rho < tol, 0.0, g2)
+    gd = (a * a + b * b) / 2
+    ux = ax / (2 * A[:, None])
+    uy = by / (2 * B[:, None])
+    rx = cx / S[:, None] - rho[:, None] * ux
+    ry = cy / S[:, None] - rho[:, None] * uy
+    outer = np.einsum
+    rxy = (cxy / S[:, None, None]
+           - (outer("ka,kb->kab", cx, uy) + outer("ka,kb->kab", ux, cy)) / S[:, None, None]
+           + rho[:, None, None] * outer("ka,kb->kab", ux, uy))
+    mixed = S[:, None, None] * (g[:, None, None] * outer("ka,kb->kab", ux, uy)
+                                + g1[:, None, None] * (outer("ka,kb->kab", ux, ry)
+                                                       + outer("ka,kb->kab", rx, uy) + rxy)
+                                + g2[:, None, None] * outer("ka,kb->kab", rx, ry))
+    new = np.empty_like(st)
+    new[:, 0] = s * gd * A + bv
+    new[:, 1] = s * gd * B + bv
+    new[:, 2] = s * S * g + bv
+    new[:, 3:3 + d] = s * gd * ax
+    new[:, 3 + d:3 + 2 * d] = s * gd * by
+    new[:, 3 + 2 * d:3 + 3 * d] = s * S[:, None] * (g[:, None] * ux + g1[:, None] * rx)
+    new[:, 3 + 3 * d:3 + 4 * d] = s * S[:, None] * (g[:, None] * uy + g1[:, None] * ry)
+    new[:, 3 + 4 * d:] = s * mixed.reshape(len(st), d * d)
+    return new
+
+
+def exact_pairs(st, d, resnet, depth, branch, prm, bias, out):
+    """Carry the infinite-width kernel state of ``K`` input pairs through a network.
+
+    Parameters
+    ----------
+    st : ndarray, shape (K, 3 + 4 d + d^2)
+        Packed state of the first layer's pre-activations for each pair ``(x, y)``:
+        ``[K(x,x), K(y,y), K(x,y), dK(x,x)/dx (d), dK(y,y)/dy (d), dK(x,y)/dx (d),
+        dK(x,y)/dy (d), d^2 K(x,y)/dx dy (d x d, row-major)]``.
+    d : int
+        Input dimension.
+    resnet : bool
+        Residual ``x <- alpha^2 (x + beta^2 branch(x))`` blocks (``depth`` of them, each
+        branch ``branch`` layers), else a feedforward net of ``depth`` activations.
+    depth, branch : int
+    prm : ndarray, shape (7,)
+        ``[s, a, b, alpha^2, beta^2, head, tol]``: weight scale, ab-ReLU slopes,
+        residual scalings, the readout's scale and the diagonal tolerance on
+        ``1 - rho^2`` below which ``g''`` is dropped.  The caller may divide ``s``
+        (feedforward) or ``alpha^2`` (resnet) by a common growth factor per layer to keep
+        the state in floating-point range; ``bias`` then carries the same scaling.
+    bias : ndarray, shape (depth,)
+        Hidden bias variance added by each layer (feedforward) or by each branch layer
+        of each block (resnet).
+    out : ndarray, shape (K, 3 + 4 d + d^2)
+        The state of the output ``f``, written.
+    """
+    s, a, b, alpha2, beta2, head, tol = prm
+    if not resnet:
+        for k in range(depth - 1):
+            st = _exact_step(st, d, s, bias[k], a, b, tol)
+        out[...] = _exact_step(st, d, head, 0.0, a, b, tol)
+        return
+    for k in range(depth):
+        br = st
+        for _ in range(branch):
+            br = _exact_step(br, d, s, bias[k], a, b, tol)
+        st = alpha2 * (st + beta2 * br)
+    out[...] = head * st

@@ -103,6 +103,35 @@ def ab_moments(rho, a=1.0, b=0.0):
     return dphi, phi
 
 
+def _ab(rho, a, b):
+    """:func:`ab_moments` for one float, with :mod:`math` (the recursions' inner loop)."""
+    rho = min(max(rho, -1.0), 1.0)
+    theta = math.acos(rho)
+    k1 = (math.sqrt(1 - rho * rho) + (math.pi - theta) * rho) / (2 * math.pi)
+    dphi = (a * a + b * b) * (math.pi - theta) / (2 * math.pi) + a * b * theta / math.pi
+    return dphi, b * b * rho + b * (a - b) * rho + (a - b) ** 2 * k1
+
+
+def _growth(spec, a, b):
+    """Common factor by which one layer (feedforward) or block (resnet) multiplies the
+    mean-field kernel without batch norm; 1 where rescaling would be wrong or idle.
+
+    The kernel recursions are homogeneous apart from the hidden biases, so they carry the
+    kernel divided by ``f^l`` (and the biases divided by the same) to stay in
+    floating-point range: a plain resnet's variance is ``2^L``.  With hidden biases and
+    ``f < 1`` the kernel tends to a fixed point, and ``f = 1`` is used.
+    """
+    gd = (a * a + b * b) / 2
+    s = _weight_scale(spec)
+    if spec.arch == "resnet":
+        f = spec.alpha**2 * (1 + spec.beta**2 * (s * gd) ** spec.branch_depth)
+    else:
+        f = s * gd
+    if not math.isfinite(f) or f <= 0 or (spec.bias_var > 0 and f < 1):
+        return 1.0
+    return f
+
+
 def _slopes(spec):
     """(a, b) of the effective ab-ReLU; looks-linear CReLU is LeakyReLU_{mirror}."""
     if spec.activation == "relu":
@@ -172,8 +201,9 @@ def paper_model(spec):
         t = 1.0 / (1.0 + math.exp(-spec.gate_bias))
         var_f[:] = (1 - t) ** 2 + t * t * dvar
         cov_f[:] = (1 - t) ** 2 + t * t * dcov
-    var, cov = np.cumprod(var_f), np.cumprod(cov_f)
-    return Theory(LABELS["paper"], np.arange(1, L + 1), var, cov, cov / var)
+    with np.errstate(over="ignore"):  # a plain resnet's variance is 2^L: inf past ~1000
+        var, cov = np.cumprod(var_f), np.cumprod(cov_f)
+    return Theory(LABELS["paper"], np.arange(1, L + 1), var, cov, np.cumprod(cov_f / var_f))
 
 
 def paper_model_mc(spec, nets=1000, seed=0, width=None):
@@ -263,10 +293,10 @@ def _forward_map(spec, q1, q2, c):
     """One layer's mean-field map of (q1, q2, c) after the ab-ReLU, without bias."""
     a, b = _slopes(spec)
     s = _weight_scale(spec)
-    rho = c / np.sqrt(q1 * q2)
-    _, phi = ab_moments(rho, a, b)
-    _, phi_diag = ab_moments(1.0, a, b)
-    return s * q1 * phi_diag, s * q2 * phi_diag, s * np.sqrt(q1 * q2) * phi, rho
+    rho = c / math.sqrt(q1 * q2)
+    _, phi = _ab(rho, a, b)
+    _, phi_diag = _ab(1.0, a, b)
+    return s * q1 * phi_diag, s * q2 * phi_diag, s * math.sqrt(q1 * q2) * phi, rho
 
 
 def independence(spec, x, y):
@@ -304,34 +334,39 @@ def independence(spec, x, y):
         raise ValueError("x and y must be finite")
     a, b = _slopes(spec)
     sw, d = spec.weight_var, spec.input_dim
-    q1 = sw * x @ x / d + spec.first_bias_var
-    q2 = sw * y @ y / d + spec.first_bias_var
-    c = sw * x @ y / d + spec.first_bias_var
+    q1 = float(sw * x @ x / d + spec.first_bias_var)
+    q2 = float(sw * y @ y / d + spec.first_bias_var)
+    c = float(sw * x @ y / d + spec.first_bias_var)
     if q1 <= 0 or q2 <= 0:
         raise ValueError("an input with zero norm and no first-layer bias has no angle")
     s = _weight_scale(spec)
     dvar = s * float(ab_moments(1.0, a, b)[0])
     L = spec.depth
     var_f, cov_f = np.empty(L), np.empty(L)
+    f = _growth(spec, a, b)
+    bias = spec.bias_var
     for k in range(L):
         if spec.arch == "feedforward":
             rho = c / math.sqrt(q1 * q2)
             var_f[k] = dvar
-            cov_f[k] = s * float(ab_moments(rho, a, b)[0])
+            cov_f[k] = s * _ab(rho, a, b)[0]
             q1, q2, c, _ = _forward_map(spec, q1, q2, c)
-            q1, q2, c = q1 + spec.bias_var, q2 + spec.bias_var, c + spec.bias_var
+            bias /= f  # the kernel is carried divided by f^k (see _growth)
+            q1, q2, c = q1 / f + bias, q2 / f + bias, c / f + bias
         else:
             bq1, bq2, bc = q1, q2, c
             bvar = bcov = 1.0
             for _ in range(spec.branch_depth):
                 rho = bc / math.sqrt(bq1 * bq2)
                 bvar *= dvar
-                bcov *= s * float(ab_moments(rho, a, b)[0])
+                bcov *= s * _ab(rho, a, b)[0]
                 bq1, bq2, bc, _ = _forward_map(spec, bq1, bq2, bc)
-                bq1, bq2, bc = bq1 + spec.bias_var, bq2 + spec.bias_var, bc + spec.bias_var
+                bq1, bq2, bc = bq1 + bias, bq2 + bias, bc + bias
             al2, be2 = spec.alpha**2, spec.beta**2
             var_f[k] = al2 * (1 + be2 * bvar)
             cov_f[k] = al2 * (1 + be2 * bcov)
+            al2 /= f
+            bias /= f
             q1, q2, c = al2 * (q1 + be2 * bq1), al2 * (q2 + be2 * bq2), al2 * (c + be2 * bc)
     if spec.arch == "feedforward":
         # readout over the last activation (half of it for a mirrored readout), then the
@@ -339,9 +374,11 @@ def independence(spec, x, y):
         head = spec.readout_var * (0.5 if spec.init == "looks-linear" else 1.0) * sw / s
     else:
         head = spec.readout_var * sw  # linear readout of x_L; embedding W_0
-    var = head * np.cumprod(var_f)
-    cov = head * np.cumprod(cov_f)
-    return Theory(LABELS["independence"], np.arange(1, L + 1), var, cov, cov / var)
+    with np.errstate(over="ignore"):  # a plain resnet's variance is 2^L: inf past ~1000
+        var = head * np.cumprod(var_f)
+        cov = head * np.cumprod(cov_f)
+    return Theory(LABELS["independence"], np.arange(1, L + 1), var, cov,
+                  np.cumprod(cov_f / var_f))
 
 
 def kurtosis_identity(spec):

@@ -116,3 +116,66 @@ def test_exact_bad_input():
         exact_gradient_covariance(NetSpec(first_bias_var=0.0), [0.0])
     with pytest.raises(ValueError, match="memory"):
         exact_gradient_covariance(NetSpec(depth=2, input_dim=200), np.ones((256, 200)))
+
+
+@given(st.one_of(specs, ll_specs), st.integers(0, 2**32))
+def test_numba_kernel_agrees_with_numpy_twin(spec, seed):
+    """Both backends, the symmetric (upper-triangle) path against explicit pairs, and the
+    isotropy of the diagonal blocks: at one input the gradient covariance is c I exactly."""
+    spec = spec.replace(first_bias_var=max(spec.first_bias_var, 0.1))
+    x = np.random.default_rng(seed).standard_normal((4, spec.input_dim))
+    fast = exact_gradient_covariance(spec, x)
+    twin = exact_gradient_covariance(spec, x, backend="numpy")
+    full = exact_gradient_covariance(spec, x, x.copy(), backend="numpy")
+    scale = np.abs(twin).max()
+    np.testing.assert_allclose(fast, twin, rtol=1e-9, atol=1e-12 * scale)
+    np.testing.assert_allclose(full, twin, rtol=1e-9, atol=1e-12 * scale)
+    np.testing.assert_array_equal(fast, fast.transpose(1, 0, 3, 2))
+    d = spec.input_dim
+    for i in range(len(x)):
+        block = twin[i, i]
+        np.testing.assert_allclose(block, block[0, 0] * np.eye(d), atol=1e-8 * scale)
+    k_fast, k_twin = nngp_kernel(spec, x), nngp_kernel(spec, x, backend="numpy")
+    np.testing.assert_allclose(k_fast, k_twin, rtol=1e-9, atol=1e-12 * np.abs(k_twin).max())
+
+
+def test_kernel_threads_do_not_change_results():
+    import numba
+    spec = NetSpec(depth=40, bias_var=0.1)
+    x = GridSpec(points=33).points_array()
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = exact_gradient_covariance(spec, x)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = exact_gradient_covariance(spec, x)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(one, many)
+
+
+def test_deep_nets_stay_in_range_through_the_common_scale():
+    """Bias-free nets are homogeneous in the weight variance: scaling it by 1.5 scales the
+    covariance by 1.5^L and leaves correlations alone.  At L = 2000 the covariance itself
+    leaves floating-point range (inf), the scaled form does not."""
+    x = np.array([[-1.0], [0.5], [1.0]])
+    he = NetSpec(depth=2000, first_bias_var=0.0)
+    big = he.replace(weight_var=3.0)
+    c_he, ls_he = exact_gradient_covariance(he, x, log_scale=True)
+    c_big, ls_big = exact_gradient_covariance(big, x, log_scale=True)
+    assert ls_he == 0.0 and ls_big > 709
+    assert np.all(np.isfinite(c_big)) and np.all(np.isinf(exact_gradient_covariance(big, x)))
+
+    def corr(c):
+        v = np.sqrt(np.diag(c[..., 0, 0]))
+        return c[..., 0, 0] / np.outer(v, v)
+
+    np.testing.assert_allclose(corr(c_big), corr(c_he), rtol=1e-9)
+    np.testing.assert_allclose(np.log(c_big[..., 0, 0] / c_he[..., 0, 0]) + ls_big,
+                               2000 * np.log(1.5), rtol=1e-9)
+    ind_he, ind_big = independence(he, [-1.0], [1.0]), independence(big, [-1.0], [1.0])
+    np.testing.assert_allclose(ind_big.correlation, ind_he.correlation, rtol=1e-9)
+    resnet = NetSpec(arch="resnet", depth=2000, bias_var=0.1)
+    c, ls = exact_gradient_covariance(resnet, x, log_scale=True)
+    assert np.all(np.isfinite(c))
+    assert np.isfinite(independence(resnet, [-1.0], [1.0]).correlation).all()
