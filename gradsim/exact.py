@@ -13,9 +13,17 @@ For an ab-ReLU ``phi`` and pre-activations with kernel ``(A, B, C)``,
 ``g'(rho) = a b + (a - b)^2 (pi - arccos rho) / (2 pi)`` and
 ``g''(rho) = (a - b)^2 / (2 pi sqrt(1 - rho^2))``.  Then
 ``d^2 (S g) / dx dx' = S_xx' g + g' (S_x rho_x'^T + rho_x S_x'^T) + S g' rho_xx'
-+ S g'' rho_x rho_x'^T``.  On the diagonal ``rho_x = 0`` and ``g''`` is infinite; the
-last term tends to 0 (it is ``O(|x - x'|)``), which is the branch used when
-``1 - rho^2 < 1e-10``.
++ S g'' rho_x rho_x'^T``.  With ``u_x = A_x / 2A`` this is computed as
+``S [g u_x u_y^T + g' (u_x r_y^T + r_x u_y^T + r_xy) + g'' r_x r_y^T]``, where
+``r_x = C_x / S - rho u_x`` and ``r_xy = C_xy / S - (C_x u_y^T + u_x C_y^T) / S
++ rho u_x u_y^T``: no cubes of ``S`` and no cancellation between large terms.
+
+Diagonal branch: as ``x' -> x``, ``rho_x ~ |x - x'|`` and ``g'' ~ 1 / |x - x'|``, so the
+last term is ``O(|x - x'|)``: it vanishes on the diagonal, where it is set to 0
+(``sqrt(1 - rho^2) = 0``), and it is kept at every other pair however close, because
+it is exactly the term that makes the covariance kink there (the shallow net's
+Brownian slope, :func:`gradsim.gp.shallow_diffusion`).  Where ``1 - rho^2`` is at the
+level of rounding, ``r_x`` and ``r_y`` are too, so the term is ``O(eps^{3/2})``.
 
 Covers feedforward nets and resnets (one- or two-layer branch) without batch norm,
 with ReLU, ab-ReLU or looks-linear (partially mirrored) CReLU.
@@ -35,7 +43,7 @@ __all__ = ["exact_gradient_covariance", "nngp_kernel"]
 
 LABELS.setdefault("exact", "exact infinite width (NNGP mixed derivative)")
 
-_DIAG_TOL = 1e-10
+_DIAG_TOL = 0.0
 
 
 def _check(spec, x, y):

@@ -18,7 +18,7 @@ from ._util import check_memory, get_dtype
 from .grids import GridSpec
 from .nets import GRAD_MODES, input_gradient, sample_network
 from .spec import NetSpec, check_int
-from .stats import Moments
+from .stats import Moments, Stream, acf_rows, power_rows
 
 __all__ = ["Simulation", "Chunk", "network_rng", "iter_chunks", "simulate", "MAX_NETS"]
 
@@ -68,6 +68,13 @@ class Simulation:
     activity : ndarray, shape (nets, n_act_layers, 2) or None
     moments : Moments or None
         Streaming moments of the flattened gradient (``moments=True``).
+    acf : Stream or None
+        Streamed per-network autocorrelations along the grid, lags ``0 .. P - 1``
+        (``acf=True``); ``acf.estimate()`` equals :func:`gradsim.stats.autocorrelation`
+        of the kept gradients to rounding.
+    spectrum : Stream or None
+        Streamed per-network periodograms, frequencies ``rfftfreq(P)[1:]``
+        (``spectrum=True``).
     """
 
     spec: NetSpec
@@ -80,6 +87,8 @@ class Simulation:
     grad: np.ndarray | None = None
     activity: np.ndarray | None = None
     moments: Moments | None = None
+    acf: Stream | None = None
+    spectrum: Stream | None = None
 
 
 def _check_run(spec, grid, nets, seed, chunk, mode, dtype, activity):
@@ -139,7 +148,7 @@ def iter_chunks(spec, grid, nets, seed, chunk=None, mode="forward", backend="num
 
 def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
              backend="numba", dtype="float64", keep=True, activity=False, moments=False,
-             progress=None):
+             acf=False, spectrum=False, progress=None):
     """Input gradients of ``nets`` independent random networks on one grid.
 
     Parameters
@@ -162,7 +171,12 @@ def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
     activity : bool
         Record active and co-active proportions per activation site.
     moments : bool
-        Accumulate streaming first and second moments of the flattened gradient.
+        Accumulate streaming first and second moments of the flattened gradient (and
+        the power sums behind :meth:`Moments.point_moments`).
+    acf, spectrum : bool
+        Stream the per-network autocorrelation along the grid / periodogram
+        (``input_dim = 1``); with ``keep=False`` and these, memory does not grow with
+        ``nets``.
     progress : callable, optional
         Called as ``progress(done, total)`` after each chunk.
 
@@ -173,13 +187,17 @@ def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
     grid = GridSpec(dim=spec.input_dim) if grid is None and isinstance(spec, NetSpec) else grid
     nets, seed, chunk, dt = _check_run(spec, grid, nets, seed, chunk, mode, dtype, activity)
     k = grid.points * spec.input_dim
+    if (acf or spectrum) and (spec.input_dim != 1 or grid.points < 2):
+        raise ValueError("acf and spectrum need input_dim = 1 and points >= 2")
     itemsize = np.dtype(dt).itemsize
     need = (nets * k * itemsize if keep else 0) + (8 * k * k if moments else 0)
     check_memory(need + (nets * spec.n_act_layers * 16 if activity else 0),
                  "the kept results (nets, points, input_dim)")
     grads = np.empty((nets, grid.points, spec.input_dim), dtype=dt) if keep else None
     acts = np.empty((nets, spec.n_act_layers, 2)) if activity else None
-    mom = Moments(k) if moments else None
+    mom = Moments(k, backend) if moments else None
+    acf_s = Stream(grid.points) if acf else None
+    spec_s = Stream(grid.points // 2) if spectrum else None
     for ch in iter_chunks(spec, grid, nets, seed, chunk, mode, backend, dt, activity):
         stop = ch.start + len(ch.grad)
         if keep:
@@ -188,7 +206,11 @@ def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
             acts[ch.start:stop] = ch.activity
         if mom is not None:
             mom.update(ch.grad.reshape(len(ch.grad), k))
+        if acf_s is not None:
+            acf_s.update(acf_rows(ch.grad))
+        if spec_s is not None:
+            spec_s.update(power_rows(ch.grad)[1])
         if progress is not None:
             progress(stop, nets)
     return Simulation(spec, grid, grid.points_array(), seed, nets, mode, np.dtype(dt).name,
-                      grads, acts, mom)
+                      grads, acts, mom, acf_s, spec_s)

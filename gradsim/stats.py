@@ -16,7 +16,8 @@ import numpy as np
 
 from ._util import get_backend
 
-__all__ = ["Estimate", "Moments", "autocorrelation", "lag1", "spectrum", "spectral_slope",
+__all__ = ["Estimate", "Moments", "Stream", "acf_rows", "power_rows", "autocorrelation",
+           "lag1", "spectrum", "spectral_slope",
            "point_moments", "white_noise", "brown_noise", "covariance_matrix",
            "correlation_matrix", "offdiagonal_ratio", "activity_summary"]
 
@@ -146,19 +147,11 @@ def autocorrelation(grad, max_lag=None):
     Estimate
         ``value`` and ``se`` of shape ``(max_lag + 1,)``; ``value[0] = 1``.
     """
-    g = _per_net(grad)
-    p = g.shape[1]
-    max_lag = p - 1 if max_lag is None else int(max_lag)
-    if not 0 <= max_lag < p:
-        raise ValueError(f"max_lag must be in [0, {p - 1}], got {max_lag}")
-    c = g - g.mean(axis=1, keepdims=True)
-    denom = (c * c).sum(axis=1)
-    keep = denom > 0
-    if keep.sum() < 2:
+    r = acf_rows(_per_net(grad), max_lag)
+    r = r[~np.isnan(r[:, 0])]
+    if len(r) < 2:
         raise ValueError("autocorrelation needs at least 2 networks with non-constant gradients")
-    c, denom = c[keep], denom[keep]
-    r = np.stack([(c[:, : p - k] * c[:, k:]).sum(axis=1) for k in range(max_lag + 1)], axis=1)
-    return _mean_se(r / denom[:, None])
+    return _mean_se(r)
 
 
 def lag1(grad):
@@ -177,11 +170,8 @@ def spectrum(grad):
     power : Estimate
         ``|rfft(g - m)|^2 / P`` at those frequencies, averaged over networks.
     """
-    g = _per_net(grad)
-    p = g.shape[1]
-    c = g - g.mean(axis=1, keepdims=True)
-    power = np.abs(np.fft.rfft(c, axis=1)[:, 1:]) ** 2 / p
-    return np.fft.rfftfreq(p)[1:], _mean_se(power)
+    freqs, power = power_rows(_per_net(grad))
+    return freqs, _mean_se(power)
 
 
 def spectral_slope(freqs, power, fmax=0.25):
@@ -197,11 +187,27 @@ def spectral_slope(freqs, power, fmax=0.25):
     return float(np.polyfit(np.log(freqs[sel]), np.log(np.asarray(value)[sel]), 1)[0])
 
 
+def _moments_from_sums(n, s2, s4, s6, s8):
+    """Variance and kurtosis (about zero) with standard errors from power sums."""
+    if n < 2:
+        raise ValueError("moments need at least 2 networks")
+    a, b = s2 / n, s4 / n
+    var_a = (s4 / n - a * a) * n / (n - 1)
+    var_b = (s8 / n - b * b) * n / (n - 1)
+    cov_ab = (s6 / n - a * b) * n / (n - 1)
+    ga, gb = -2 * b / a**3, 1 / a**2  # d(b / a^2) / d(a, b)
+    kse = np.sqrt(np.maximum(ga * ga * var_a + 2 * ga * gb * cov_ab + gb * gb * var_b, 0) / n)
+    return (Estimate(a, np.sqrt(np.maximum(var_a, 0) / n), n), Estimate(b / a**2, kse, n))
+
+
 def point_moments(grad, point):
     """Variance ``E[g^2]`` and kurtosis ``E[g^4] / E[g^2]^2`` of df/dx at grid ``point``.
 
     Moments are about zero (the gradient's mean is zero by the sign symmetry of the
-    weights).  The kurtosis standard error is by the delta method.
+    weights).  The kurtosis standard error is by the delta method, which needs
+    ``E[g^8]``: for heavy-tailed gradients (narrow deep nets) it is itself noisy and
+    too small below about 10^4 networks.  :meth:`Moments.point_moments` gives the same
+    estimates streamed over any number of networks.
 
     Returns
     -------
@@ -209,13 +215,98 @@ def point_moments(grad, point):
     """
     g = _per_net(grad)
     x = g[:, int(point)]
-    n = x.size
-    m2, m4 = x**2, x**4
-    a, b = m2.mean(), m4.mean()
-    cov = np.cov(np.stack([m2, m4]))
-    grad_k = np.array([-2 * b / a**3, 1 / a**2])  # d(b/a^2)/d(a, b)
-    kurt_se = float(np.sqrt(grad_k @ cov @ grad_k / n))
-    return (Estimate(a, m2.std(ddof=1) / np.sqrt(n), n), Estimate(b / a**2, kurt_se, n))
+    x2 = x * x
+    return _moments_from_sums(x.size, x2.sum(), (x2 * x2).sum(), (x2**3).sum(),
+                              (x2**4).sum())
+
+
+def acf_rows(grad, max_lag=None):
+    """Per-network autocorrelations (the rows :func:`autocorrelation` averages).
+
+    Returns
+    -------
+    ndarray, shape (nets, max_lag + 1)
+        ``nan`` rows for networks whose gradient is constant along the grid (to
+        rounding: mean-removed energy at most ``1e-20`` of the raw energy).
+    """
+    g = np.asarray(grad, dtype=np.float64)
+    if g.ndim == 3 and g.shape[2] == 1:
+        g = g[..., 0]
+    if g.ndim != 2 or g.shape[1] < 2:
+        raise ValueError(f"grad must have shape (nets, points >= 2), got {g.shape}")
+    p = g.shape[1]
+    max_lag = p - 1 if max_lag is None else int(max_lag)
+    if not 0 <= max_lag < p:
+        raise ValueError(f"max_lag must be in [0, {p - 1}], got {max_lag}")
+    c = g - g.mean(axis=1, keepdims=True)
+    denom = (c * c).sum(axis=1)
+    r = np.stack([(c[:, : p - k] * c[:, k:]).sum(axis=1) for k in range(max_lag + 1)], axis=1)
+    # constant up to rounding: mean-removed energy below 1e-20 of the raw energy
+    flat = denom <= 1e-20 * (g * g).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(flat[:, None], np.nan, r / denom[:, None])
+
+
+def power_rows(grad):
+    """Per-network periodograms (the rows :func:`spectrum` averages), DC excluded.
+
+    Returns
+    -------
+    freqs : ndarray, shape (P // 2,)
+    power : ndarray, shape (nets, P // 2)
+    """
+    g = np.asarray(grad, dtype=np.float64)
+    if g.ndim == 3 and g.shape[2] == 1:
+        g = g[..., 0]
+    if g.ndim != 2 or g.shape[1] < 2:
+        raise ValueError(f"grad must have shape (nets, points >= 2), got {g.shape}")
+    p = g.shape[1]
+    c = g - g.mean(axis=1, keepdims=True)
+    return np.fft.rfftfreq(p)[1:], np.abs(np.fft.rfft(c, axis=1)[:, 1:]) ** 2 / p
+
+
+class Stream:
+    """Streaming mean and standard error of a per-network vector statistic.
+
+    Rows are added one network at a time in index order, so the sums, and the
+    estimate, do not depend on how networks were split into chunks.  Rows containing
+    ``nan`` (an undefined statistic, e.g. the autocorrelation of a constant gradient) are
+    counted in :attr:`dropped` and left out, as the batch estimators do.
+
+    Parameters
+    ----------
+    size : int
+        Length of each row.
+    """
+
+    def __init__(self, size):
+        self.count = 0
+        self.dropped = 0
+        self.total = np.zeros(size)
+        self.squares = np.zeros(size)
+
+    def update(self, rows):
+        """Add rows, shape ``(m, size)``, in order."""
+        rows = np.asarray(rows, dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[1] != self.total.size:
+            raise ValueError(f"rows must have shape (m, {self.total.size}), got {rows.shape}")
+        for row in rows:
+            if np.isnan(row).any():
+                self.dropped += 1
+                continue
+            self.total += row
+            self.squares += row * row
+            self.count += 1
+        return self
+
+    def estimate(self):
+        """:class:`Estimate` of the mean row (needs 2 rows)."""
+        n = self.count
+        if n < 2:
+            raise ValueError("a streamed estimate needs at least 2 networks")
+        mean = self.total / n
+        var = np.maximum(self.squares - n * mean * mean, 0.0) / (n - 1)
+        return Estimate(mean, np.sqrt(var / n), n)
 
 
 def white_noise(nets, points, seed=0):
@@ -247,12 +338,15 @@ class Moments:
         ``sum_n g_n``.
     outer : ndarray, shape (K, K)
         ``sum_n g_n g_n^T``.
+    powers : ndarray, shape (4, K)
+        ``sum_n g_n^2, g_n^4, g_n^6, g_n^8`` entrywise, for :meth:`point_moments`.
     """
 
     def __init__(self, size, backend="numba"):
         self.count = 0
         self.total = np.zeros(size)
         self.outer = np.zeros((size, size))
+        self.powers = np.zeros((4, size))
         self._kern = get_backend(backend)
 
     def update(self, g):
@@ -261,8 +355,23 @@ class Moments:
         if g.ndim != 2 or g.shape[1] != self.total.size:
             raise ValueError(f"g must have shape (m, {self.total.size}), got {g.shape}")
         self._kern.accumulate_moments(g, self.total, self.outer)
+        for row in g:
+            sq = row * row
+            self.powers += np.stack([sq, sq * sq, sq**3, sq**4])
         self.count += g.shape[0]
         return self
+
+    def point_moments(self, index):
+        """Variance and kurtosis of entry ``index``, as :func:`point_moments` computes them.
+
+        Returns
+        -------
+        variance, kurtosis : Estimate
+        """
+        index = int(index)
+        if not 0 <= index < self.total.size:
+            raise ValueError(f"index must be in [0, {self.total.size - 1}], got {index}")
+        return _moments_from_sums(self.count, *self.powers[:, index])
 
     @property
     def mean(self):

@@ -122,3 +122,38 @@ def test_offdiagonal_ratio_and_activity_summary():
     np.testing.assert_allclose(coactive.value, 0.25)
     with pytest.raises(ValueError, match="activity"):
         activity_summary(np.zeros((5, 3)))
+
+
+def test_streamed_statistics_equal_the_batch_estimators_whatever_the_chunking():
+    from gradsim import GridSpec, NetSpec, simulate
+    from gradsim.stats import autocorrelation, point_moments, spectrum
+
+    spec = NetSpec(depth=3, width=16)
+    runs = [simulate(spec, GridSpec(points=24), nets=30, seed=4, chunk=c, acf=True,
+                     spectrum=True, moments=True, backend="numpy") for c in (1, 7, 30)]
+    for r in runs[1:]:
+        for name in ("acf", "spectrum"):
+            a, b = getattr(r, name), getattr(runs[0], name)
+            assert np.array_equal(a.total, b.total) and np.array_equal(a.squares, b.squares)
+        assert np.array_equal(r.moments.powers, runs[0].moments.powers)
+    r = runs[1]
+    for est, ref in ((r.acf.estimate(), autocorrelation(r.grad)),
+                     (r.spectrum.estimate(), spectrum(r.grad)[1]),
+                     (r.moments.point_moments(3)[1], point_moments(r.grad, 3)[1])):
+        np.testing.assert_allclose(est.value, ref.value, rtol=1e-12)
+        np.testing.assert_allclose(est.se, ref.se, rtol=1e-8, atol=1e-15)
+        assert est.n == ref.n == 30
+
+
+def test_stream_drops_undefined_rows_and_rejects_bad_shapes():
+    from gradsim.stats import Stream, acf_rows
+
+    rows = acf_rows(np.array([[1.0, 1.0, 1.0], [1.0, 2.0, 0.0], [0.0, 1.0, 3.0]]))
+    assert np.isnan(rows[0]).all()
+    s = Stream(3).update(rows)
+    assert (s.count, s.dropped) == (2, 1)
+    np.testing.assert_allclose(s.estimate().value, np.nanmean(rows, axis=0))
+    with pytest.raises(ValueError, match="shape"):
+        s.update(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="at least 2"):
+        Stream(3).update(rows[:2]).estimate()
