@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from . import __version__
-from .compare import MODELS, compare_spec, predict
+from .compare import MODELS, compare_spec, grid_rows, predict
 from .grids import GRIDS, GridSpec
 from .io import atomic_write, check_output, save
 from .montecarlo import simulate
@@ -211,6 +211,7 @@ def _cmd_compare(args):
         raise ValueError(f"nets must be an integer in [2, 1000000000], got {args.nets}")
     sim = simulate(spec, grid, nets=args.nets, seed=args.seed, chunk=args.chunk)
     rows = compare_spec(spec, sim.grad[:, i], sim.grad[:, j], pts[i], pts[j])
+    rows += grid_rows(spec, grid, sim.grad, i, seed=args.seed)
     if args.json:
         print(json.dumps({"x_index": i, "y_index": j, "nets": args.nets, "seed": args.seed,
                           "rows": [r.to_dict() for r in rows]}))

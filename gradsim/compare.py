@@ -18,7 +18,7 @@ from .stats import Estimate
 from .theory import LABELS, independence, paper_model
 
 __all__ = ["Comparison", "compare", "assert_agrees", "pair_statistics", "predict", "MODELS",
-           "compare_spec"]
+           "compare_spec", "grid_rows"]
 
 MODELS = ("paper", "independence", "exact")
 
@@ -40,7 +40,7 @@ class Comparison:
         return dataclasses.asdict(self)
 
 
-def compare(theory, estimate, name="", label=""):
+def compare(theory, estimate, name="", label="", theory_se=0.0):
     """``z = (estimate - theory) / se`` and ``(estimate - theory) / |theory|``.
 
     Parameters
@@ -49,10 +49,15 @@ def compare(theory, estimate, name="", label=""):
     estimate : Estimate
     name, label : str
         The statistic and the theory's assumption.
+    theory_se : float
+        Sampling error of a theory that is itself sampled (the Gaussian-process
+        expectation of :func:`gradsim.gp.gp_statistics`); ``se`` then combines both.
     """
-    t, v, se = float(theory), float(estimate.value), float(estimate.se)
-    z = (v - t) / se if se > 0 else (0.0 if v == t else math.copysign(math.inf, v - t))
-    rel = (v - t) / abs(t) if t != 0 else (0.0 if v == t else math.inf)
+    t, v = float(theory), float(estimate.value)
+    se = math.hypot(float(estimate.se), float(theory_se))
+    same = abs(v - t) <= 1e-12 * max(abs(v), abs(t))  # equal to rounding
+    z = (v - t) / se if se > 0 else (0.0 if same else math.copysign(math.inf, v - t))
+    rel = (v - t) / abs(t) if t != 0 else (0.0 if same else math.inf)
     return Comparison(name, label, t, v, se, z, rel)
 
 
@@ -151,4 +156,43 @@ def compare_spec(spec, grad_x, grad_y, x, y, models=MODELS):
             continue
         for name in ("variance", "covariance", "correlation"):
             rows.append(compare(pred[name], est[name], name, pred["model"]))
+    return rows
+
+
+def grid_rows(spec, grid, grad, point, gp_nets=4000, seed=0):
+    """Rows for statistics along the whole grid: lag-1 autocorrelation and kurtosis.
+
+    * ``lag1``: the mean lag-1 autocorrelation of the nets against its expectation under
+      the exact infinite-width Gaussian process (:func:`gradsim.gp.gp_statistics`,
+      ``gp_nets`` draws, ``seed``), when exact theory covers ``spec`` and ``d = 1``;
+    * ``kurtosis``: at grid ``point``, against the finite-width identity
+      ``3 prod (1 + 5 / n)`` when it covers ``spec`` (bias-free He ReLU feedforward).
+
+    Parameters
+    ----------
+    spec : NetSpec
+    grid : GridSpec
+    grad : ndarray, shape (nets, P, d)
+    point : int
+    """
+    from .gp import gp_statistics
+    from .stats import lag1, point_moments
+    from .theory import kurtosis_identity
+
+    rows = []
+    if spec.input_dim == 1 and grid.points >= 3:
+        try:
+            cov = exact_gradient_covariance(spec, grid.points_array())[..., 0, 0]
+        except ValueError:
+            cov = None
+        if cov is not None:
+            th = gp_statistics(cov, nets=gp_nets, seed=seed)
+            rows.append(compare(th["lag1"].value, lag1(grad), "lag1", th["label"],
+                                theory_se=th["lag1"].se))
+    try:
+        k = kurtosis_identity(spec)[-1]
+    except ValueError:
+        k = None
+    if k is not None and spec.input_dim == 1:
+        rows.append(compare(k, point_moments(grad, point)[1], "kurtosis", LABELS["finite"]))
     return rows

@@ -26,7 +26,8 @@ Brownian slope, :func:`gradsim.gp.shallow_diffusion`).  Where ``1 - rho^2`` is a
 level of rounding, ``r_x`` and ``r_y`` are too, so the term is ``O(eps^{3/2})``.
 
 Covers feedforward nets and resnets (one- or two-layer branch) without batch norm,
-with ReLU, ab-ReLU or looks-linear (partially mirrored) CReLU.
+with ReLU, ab-ReLU, looks-linear (partially mirrored) CReLU, or CReLU with independent
+halves (whose kernel maps are exactly ReLU's).
 """
 
 from __future__ import annotations
@@ -187,8 +188,7 @@ def exact_gradient_covariance(spec, x, y=None, *, backend="numba", log_scale=Fal
     Parameters
     ----------
     spec : NetSpec
-        Feedforward or resnet, no batch norm; ReLU, ab-ReLU, or CReLU with
-        ``init='looks-linear'``.
+        Feedforward or resnet, no batch norm; ReLU, ab-ReLU or CReLU.
     x : array_like, shape (P, d) (or (P,) when d = 1)
     y : array_like, shape (Q, d), optional
         Default ``x``; then only the upper triangle of pairs is computed and the rest

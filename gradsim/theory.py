@@ -133,15 +133,18 @@ def _growth(spec, a, b):
 
 
 def _slopes(spec):
-    """(a, b) of the effective ab-ReLU; looks-linear CReLU is LeakyReLU_{mirror}."""
+    """(a, b) of the effective ab-ReLU: looks-linear CReLU is LeakyReLU_{mirror}; CReLU
+    with independent halves has ReLU's kernel maps exactly (Gaussian symmetry)."""
     if spec.activation == "relu":
         return 1.0, 0.0
     if spec.activation == "leaky":
         return spec.slope_pos, spec.slope_neg
     if spec.init == "looks-linear":
         return 1.0, spec.mirror
-    raise ValueError("this theory covers CReLU only with init='looks-linear' "
-                     "(where [P, -alpha_m P] CReLU(z) = P LeakyReLU_alpha_m(z))")
+    # CReLU with independent weights on its two halves (fan-in 2n, variance s / 2n):
+    # s/2 (E[relu(u)relu(v)] + E[relu(-u)relu(-v)]) = s E[relu(u)relu(v)] by symmetry,
+    # and likewise for the derivatives, so every kernel map is ReLU's at scale s.
+    return 1.0, 0.0
 
 
 def _weight_scale(spec):

@@ -10,6 +10,7 @@ from gradsim import GridSpec, NetSpec, simulate
 from gradsim.cli import main
 from gradsim.compare import assert_agrees, compare, compare_spec, pair_statistics, predict
 from gradsim.stats import Estimate
+from gradsim.theory import LABELS
 
 
 def test_compare_z_and_relative_error():
@@ -17,6 +18,8 @@ def test_compare_z_and_relative_error():
     assert (c.z, c.rel_error, c.name, c.label) == (2.0, 0.25, "variance", "model")
     assert compare(0.0, Estimate(0.0, 0.0, 3)).z == 0.0
     assert math.isinf(compare(1.0, Estimate(2.0, 0.0, 3)).z)
+    assert compare(1.0, Estimate(1.0 - 1e-16, 0.0, 3)).z == 0.0  # equal to rounding
+    assert compare(1.0, Estimate(1.3, 0.3, 3), theory_se=0.4).z == pytest.approx(0.6)
 
 
 def test_assert_agrees_fails_when_it_should():
@@ -87,7 +90,14 @@ def test_compare_command(capsys):
     data = json.loads(out)
     assert code == 0 and data["nets"] == 20
     labels = {row["label"] for row in data["rows"]}
-    assert len(labels) == 3
+    assert len(labels) == 4  # paper, independence, exact, exact Gaussian-process samples
+    assert [r["name"] for r in data["rows"]][-1] == "lag1"
+    code, out, _ = _run(capsys, "compare", "--depth", "2", "--width", "16", "--points", "16",
+                        "--first-bias-var", "0", "--nets", "40", "--seed", "1", "--json")
+    rows = {r["name"]: r for r in json.loads(out)["rows"]}
+    assert rows["kurtosis"]["theory"] == pytest.approx(3 * (1 + 5 / 16) ** 2)
+    assert all(math.isfinite(r["z"]) for r in json.loads(out)["rows"] if r["label"] != LABELS[
+        "paper"])
     code, out, _ = _run(capsys, "compare", "--depth", "2", "--width", "16", "--points", "16",
                         "--nets", "20", "--seed", "1")
     assert code == 0 and "exact infinite width" in out and "rel err" in out

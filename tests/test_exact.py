@@ -13,8 +13,8 @@ from gradsim.exact import exact_gradient_covariance, nngp_kernel
 from gradsim.strategies import net_specs
 from gradsim.theory import independence
 
-specs = net_specs(archs=("feedforward", "resnet"), batchnorm=False, activations=("relu", "leaky"),
-                  max_input_dim=2).filter(lambda s: s.activation != "crelu")
+specs = net_specs(archs=("feedforward", "resnet"), batchnorm=False,
+                  activations=("relu", "leaky", "crelu"), max_input_dim=2)
 ll_specs = net_specs(archs=("feedforward", "resnet"), batchnorm=False, activations=("crelu",),
                      max_input_dim=2).filter(lambda s: s.init == "looks-linear")
 
@@ -85,8 +85,9 @@ def test_high_dimensional_inputs_agree_with_gradient_independence():
 
 
 @pytest.mark.parametrize("spec", [NetSpec(depth=3, width=256),
-                                  NetSpec(arch="resnet", depth=2, width=256, beta=0.7)],
-                         ids=["ff", "resnet"])
+                                  NetSpec(arch="resnet", depth=2, width=256, beta=0.7),
+                                  NetSpec(depth=3, width=128, activation="crelu")],
+                         ids=["ff", "resnet", "crelu"])
 def test_exact_against_wide_networks_on_the_line(spec):
     """1-D grid with biases: every (i, j) entry within 4 standard errors plus a 5% of the
     largest entry allowance for the O(L / n) finite-width bias; the gradient-independence

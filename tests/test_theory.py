@@ -216,8 +216,6 @@ def test_theory_bad_input():
         independence(NetSpec(), [0.0, 1.0], [1.0])
     with pytest.raises(ValueError, match="finite"):
         independence(NetSpec(), [math.nan], [1.0])
-    with pytest.raises(ValueError, match="looks-linear"):
-        paper_model(NetSpec(activation="crelu"))
     with pytest.raises(ValueError, match="nets"):
         paper_model_mc(NetSpec(depth=2), nets=1)
     with pytest.raises(ValueError, match="bias-free"):
@@ -259,3 +257,11 @@ def test_kurtosis_identity_against_streamed_monte_carlo():
     assert_agrees(kurtosis_identity(spec)[-1], kurt, name="kurtosis identity")
     assert_agrees(paper_model(spec).variance[-1], var, name="variance")
     assert abs(kurt.value - 3.0) > 4 * kurt.se
+
+
+def test_crelu_with_independent_halves_has_relu_theory():
+    """T13 at infinite width: CReLU without mirroring has ReLU's kernel maps exactly."""
+    for model in (paper_model, lambda sp: independence(sp, [-1.0], [0.5])):
+        a = model(NetSpec(depth=6, activation="crelu"))
+        b = model(NetSpec(depth=6))
+        np.testing.assert_array_equal(a.correlation, b.correlation)
