@@ -106,6 +106,9 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"gradsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    from .cli_experiments import add_commands
+
+    add_commands(sub)
     sim = sub.add_parser("simulate", help="input gradients of many random networks -> .npz",
                          description="Simulate df/dx on a grid for many random networks and "
                                      "write x, grad and spec to an .npz file.")

@@ -16,11 +16,12 @@ import numpy as np
 
 from ._util import check_memory, get_dtype
 from .grids import GridSpec
-from .nets import GRAD_MODES, input_gradient, sample_network
+from .nets import GRAD_MODES, input_gradient, input_gradient_by_depth, sample_network
 from .spec import NetSpec, check_int
 from .stats import Moments, Stream, acf_rows, power_rows
 
-__all__ = ["Simulation", "Chunk", "network_rng", "iter_chunks", "simulate", "MAX_NETS"]
+__all__ = ["Simulation", "Chunk", "network_rng", "iter_chunks", "simulate", "simulate_depths",
+           "MAX_NETS"]
 
 #: Upper bound on the number of networks in one run.
 MAX_NETS = 10**9
@@ -214,3 +215,32 @@ def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
             progress(stop, nets)
     return Simulation(spec, grid, grid.points_array(), seed, nets, mode, np.dtype(dt).name,
                       grads, acts, mom, acf_s, spec_s)
+
+
+def simulate_depths(spec, grid=None, nets=100, seed=0, *, chunk=None, backend="numba",
+                    dtype="float64", progress=None):
+    """Input gradients at every depth ``1 .. spec.depth`` from ``nets`` networks.
+
+    Each network is sampled with tap readouts (:func:`gradsim.nets.sample_network`,
+    ``taps=True``) from its own stream ``network_rng(seed, i)``, and
+    :func:`gradsim.nets.input_gradient_by_depth` gives all its prefixes' gradients in
+    one forward pass.  ``[:, -1]`` equals :func:`simulate` with the same seed.
+
+    Returns
+    -------
+    ndarray, shape (nets, depth, P, d)
+    """
+    grid = GridSpec(dim=spec.input_dim) if grid is None and isinstance(spec, NetSpec) else grid
+    nets, seed, chunk, dt = _check_run(spec, grid, nets, seed, chunk, "forward", dtype, False)
+    itemsize = np.dtype(dt).itemsize
+    check_memory(nets * spec.depth * grid.points * spec.input_dim * itemsize
+                 + network_bytes(spec, grid.points, "forward", itemsize),
+                 "gradients at every depth (nets, depth, points, input_dim)")
+    x = grid.points_array(dt)
+    out = np.empty((nets, spec.depth, grid.points, spec.input_dim), dtype=dt)
+    for i in range(nets):
+        net = sample_network(spec, network_rng(seed, i), dt, taps=True)
+        out[i] = input_gradient_by_depth(net, x, backend=backend)
+        if progress is not None:
+            progress(i + 1, nets)
+    return out

@@ -31,7 +31,7 @@ from .layers import (
 from .spec import NetSpec
 
 __all__ = ["Network", "sample_network", "forward", "preactivations", "input_gradient",
-           "GRAD_MODES"]
+           "input_gradient_by_depth", "GRAD_MODES"]
 
 GRAD_MODES = ("forward", "reverse")
 
@@ -49,12 +49,20 @@ class Network:
         ``f = readout . h`` with ``h`` the last state.
     readout_half : ndarray or None
         For a mirrored readout ``[v, -alpha_m v]``, the vector ``v``.
+    bounds : list of int
+        ``bounds[l - 1]`` is the index in ``layers`` of the last layer of the depth-``l``
+        prefix (``l = 1 .. depth``).
+    taps : list of ndarray or None
+        Readouts of the prefixes of depths ``1 .. depth - 1`` (``sample_network(...,
+        taps=True)``), drawn after every other parameter.
     """
 
     spec: NetSpec
     layers: list
     readout: np.ndarray
     readout_half: np.ndarray | None = None
+    bounds: list = dataclasses.field(default_factory=list)
+    taps: list | None = None
 
     @property
     def dtype(self):
@@ -126,7 +134,7 @@ def _bn(spec):
     return BatchNorm(spec.bn_eps, spec.bn_grad == "through") if spec.batchnorm else None
 
 
-def sample_network(spec, rng, dtype=np.float64):
+def sample_network(spec, rng, dtype=np.float64, taps=False):
     """Draw one network's parameters.
 
     Parameters
@@ -136,6 +144,11 @@ def sample_network(spec, rng, dtype=np.float64):
         The network's own stream; parameters are drawn layer by layer, weights
         before biases, so the same stream always gives the same network.
     dtype : {'float64', 'float32'}
+    taps : bool
+        Also draw an independent readout for every shorter prefix (depths
+        ``1 .. depth - 1``), after all other parameters, so the network itself is the
+        one drawn without taps.  Each prefix with its tap readout is distributed exactly
+        as a network of that depth (see :func:`input_gradient_by_depth`).
 
     Returns
     -------
@@ -153,15 +166,19 @@ def sample_network(spec, rng, dtype=np.float64):
     def act_block():
         return ([bn] if bn else []) + [act]
 
+    bounds = []
     first = draw.dense(n, s.input_dim, False, s.first_bias_var)
     if s.arch == "feedforward":
         layers += [first] + act_block()
+        bounds.append(len(layers) - 1)
         for _ in range(s.depth - 1):
             layers += [draw.dense(n, feats, True, s.bias_var)] + act_block()
+            bounds.append(len(layers) - 1)
         readout, half = draw.readout(feats, True)
     else:
         layers.append(first)
         for _ in range(s.depth):
+            bounds.append(len(layers))
             if s.arch == "resnet":
                 branch = []
                 for _ in range(s.branch_depth):
@@ -175,7 +192,11 @@ def sample_network(spec, rng, dtype=np.float64):
                                     np.full(n, s.gate_bias, dtype)])
                 layers.append(Highway(Dense(np.concatenate([wh, wt]), b), bn, act))
         readout, half = draw.readout(n, False)
-    return Network(spec, layers, readout, half)
+    tap = None
+    if taps:
+        consumes = s.arch == "feedforward"
+        tap = [draw.readout(feats if consumes else n, consumes)[0] for _ in range(s.depth - 1)]
+    return Network(spec, layers, readout, half, bounds, tap)
 
 
 def _check_inputs(net, x):
@@ -317,3 +338,48 @@ def input_gradient(net, x, mode="forward", backend="numba", activity=False):
     if activity:
         return grad, np.array(ctx.activity).reshape(-1, 2)
     return grad
+
+
+def input_gradient_by_depth(net, x, backend="numba"):
+    """Input gradients of every prefix of ``net``: depths ``1 .. L`` in one forward pass.
+
+    The depth-``l`` prefix (the first ``l`` layers or blocks with its own tap readout)
+    is distributed exactly as a network of depth ``l``, so one depth-``L`` network
+    gives a sample at every depth for the cost of one.  Prefixes of one network share
+    weights, so estimates at different depths are correlated; each depth's estimate
+    and standard error are still those of independent networks of that depth.
+
+    Parameters
+    ----------
+    net : Network
+        Sampled with ``taps=True``.
+    x : array_like, shape (P, d) (or (P,) when d = 1)
+    backend : {'numba', 'numpy'}
+
+    Returns
+    -------
+    ndarray, shape (L, P, d)
+        ``[l - 1]`` is the gradient of the depth-``l`` prefix (``[L - 1]`` equals
+        :func:`input_gradient` in forward mode).
+    """
+    x = _check_inputs(net, x)
+    if net.taps is None:
+        raise ValueError("net has no tap readouts: sample it with taps=True")
+    p, d = x.shape
+    through = net.spec.batchnorm and net.spec.bn_grad == "through"
+    ndir = p * d if through else d
+    width = max(net.spec.features, net.spec.width, d)
+    check_memory(6 * width * (1 + ndir) * p * x.itemsize,
+                 f"forward-mode gradient with {ndir} tangent directions (points, input_dim)")
+    ctx = Context(p, get_backend(backend))
+    s = _tangent_seed(x, through)
+    readouts = net.taps + [net.readout]
+    out = np.empty((len(readouts), p, d), dtype=x.dtype)
+    depth = 0
+    for i, layer in enumerate(net.layers):
+        s, _ = layer.forward(s, ctx)
+        if depth < len(readouts) and i == net.bounds[depth]:
+            tang = (readouts[depth] @ s)[p:].reshape(ndir, p)
+            out[depth] = tang.sum(axis=1).reshape(p, d) if through else tang.T
+            depth += 1
+    return out

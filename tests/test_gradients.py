@@ -5,7 +5,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from gradsim import GridSpec, NetSpec, forward, input_gradient, sample_network
+from gradsim import GridSpec, NetSpec, forward, input_gradient, network_rng, sample_network
 from gradsim.nets import preactivations
 from gradsim.strategies import grid_specs, net_specs
 
@@ -246,3 +246,32 @@ def test_bad_mode_backend_and_small_batch():
         input_gradient(net, np.zeros((1, 1)))
     with pytest.raises(ValueError, match="dtype"):
         sample_network(NetSpec(), np.random.default_rng(0), dtype="int8")
+
+
+@pytest.mark.parametrize("spec", [
+    NetSpec(depth=5, width=12, batchnorm=True),
+    NetSpec(arch="resnet", depth=4, width=10, branch_depth=2, batchnorm=True),
+    NetSpec(arch="highway", depth=3, width=8),
+    NetSpec(depth=4, width=6, activation="crelu", init="looks-linear", mirror=0.5),
+], ids=["ff-bn", "resnet2-bn", "highway", "ll"])
+def test_depth_taps_are_prefix_networks(spec):
+    """Taps leave the network unchanged; each prefix with its tap readout is a network
+    of that depth, and its gradient is what input_gradient gives for it."""
+    from gradsim.montecarlo import simulate_depths
+    from gradsim.nets import Network, input_gradient_by_depth
+
+    x = np.linspace(-2, 2, 9)
+    tapped = sample_network(spec, network_rng(3, 0), taps=True)
+    plain = sample_network(spec, network_rng(3, 0))
+    g = input_gradient_by_depth(tapped, x)
+    assert g.shape == (spec.depth, 9, 1) and len(tapped.taps) == spec.depth - 1
+    np.testing.assert_array_equal(g[-1], input_gradient(plain, x))
+    for depth in range(1, spec.depth):
+        pre = Network(spec.replace(depth=depth), tapped.layers[:tapped.bounds[depth - 1] + 1],
+                      tapped.taps[depth - 1])
+        np.testing.assert_array_equal(input_gradient(pre, x), g[depth - 1])
+        assert pre.layers[-1] is tapped.layers[tapped.bounds[depth - 1]]
+    sims = simulate_depths(spec, GridSpec(points=9), nets=3, seed=3)
+    np.testing.assert_array_equal(sims[0], g)
+    with pytest.raises(ValueError, match="taps=True"):
+        input_gradient_by_depth(plain, x)
