@@ -81,8 +81,8 @@ def _cmd_plot(args):
 
     ext = os.path.splitext(args.out)[1].lstrip(".").lower()
     if ext not in _FIG_EXTS:
-        raise ValueError(f"--out must end in one of .{', .'.join(_FIG_EXTS)}, got {args.out!r}")
-    out = check_output(args.out, args.force)
+        raise ValueError(f"out must end in one of .{', .'.join(_FIG_EXTS)}, got {args.out!r}")
+    out = check_output(args.out, args.force, suffix=f".{ext}")
     res = load_results(args.results)
     module = experiments.get(res.name)
     save_figure(module.plot(res), os.path.splitext(out)[0], formats=(ext,))
