@@ -180,3 +180,19 @@ def test_deep_nets_stay_in_range_through_the_common_scale():
     c, ls = exact_gradient_covariance(resnet, x, log_scale=True)
     assert np.all(np.isfinite(c))
     assert np.isfinite(independence(resnet, [-1.0], [1.0]).correlation).all()
+
+
+@pytest.mark.parametrize("spec", [NetSpec(depth=3, width=256, input_dim=3, bias_var=0.1),
+                                  NetSpec(arch="resnet", depth=2, width=256, input_dim=3,
+                                          beta=0.7)], ids=["ff", "resnet"])
+def test_exact_against_wide_networks_on_gaussian_inputs(spec):
+    """3-dim Gaussian inputs: E[grad f(x_i) . grad f(x_j)] (6 x 6) within 4 standard errors
+    plus 5% of the largest entry for the O(L / n) finite-width bias."""
+    grid = GridSpec(kind="gaussian", points=6, dim=3, seed=2)
+    nets = 120
+    g = simulate(spec, grid, nets=nets, seed=8, backend="numpy").grad
+    exact = np.einsum("pqaa->pq", exact_gradient_covariance(spec, grid.points_array()))
+    prod = np.einsum("npd,nqd->npq", g, g)
+    est, se = prod.mean(0), prod.std(0, ddof=1) / math.sqrt(nets)
+    assert np.all(np.abs(est - exact) < 4 * se + 0.05 * np.abs(exact).max())
+    assert np.abs(exact - np.diag(np.diag(exact))).max() > 0.05 * np.abs(exact).max()
