@@ -92,7 +92,7 @@ def plot(results):
         alpha = 0.3 + 0.7 * (i + 1) / len(prm["shown_depths"])
         a.plot(lags, r["acf_ff_bn"][i], color=cmap[i], alpha=alpha, lw=1,
                label=f"FF+BN depth {d}" if i in (0, len(cmap) - 1) else None)
-    for name, c in (("res1", COLORS[1]), ("res01", COLORS[2]), ("ff", COLORS[3])):
+    for name, c in (("ff", COLORS[1]), ("res1", COLORS[2]), ("res01", COLORS[3])):
         a.plot(lags, r[f"acf_{name}"][0], color=c, lw=1.5,
                label=f"{FAMILIES[name][0]}, depth {prm['depth']}")
     a.plot(lags, r["acf_brown"][0], "k--", lw=1, label="brown noise")
