@@ -55,8 +55,9 @@ def compare(theory, estimate, name="", label="", theory_se=0.0):
     """
     t, v = float(theory), float(estimate.value)
     se = math.hypot(float(estimate.se), float(theory_se))
-    same = abs(v - t) <= 1e-12 * max(abs(v), abs(t))  # equal to rounding
-    z = (v - t) / se if se > 0 else (0.0 if same else math.copysign(math.inf, v - t))
+    # equal to rounding: z = 0 whatever the (rounding-level) standard error
+    same = abs(v - t) <= 1e-12 * max(abs(v), abs(t))
+    z = 0.0 if same else ((v - t) / se if se > 0 else math.copysign(math.inf, v - t))
     rel = (v - t) / abs(t) if t != 0 else (0.0 if same else math.inf)
     return Comparison(name, label, t, v, se, z, rel)
 
