@@ -30,7 +30,7 @@ TINY = {
     "autocorrelation": dict(width=8, points=16, nets=3, depth=3, shown_depths=[1, 3],
                             max_lag=4, gp_nets=20, theory_depths=[1, 3]),
     "activity": dict(width=8, points=8, nets=3, depth=3),
-    "correlation": dict(width=8, depth=3, nets=4, bn_nets=3, points=16, t3_depth=2,
+    "correlation": dict(width=8, depth=3, nets=4, bn_nets=3, ll_nets=2, points=16, t3_depth=2,
                         t3_nets=3, t3_dim=4, t3_points=4, t3_width=8),
     "looks_linear": dict(width=6, points=16, ll_depth=4, bn_depth=3, bn_nets=3,
                          mirror_depth=3, mirrors=[0.0, 1.0], nets=3),

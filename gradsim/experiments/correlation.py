@@ -26,10 +26,12 @@ from .common import NULL_PROGRESS, depth_series, fmt, fmt_est
 
 NAME = "correlation"
 TITLE = "Correlation versus depth: Monte Carlo, paper model, exact infinite width"
-DEFAULTS = {"width": 200, "depth": 50, "nets": 80, "bn_nets": 30, "points": 256,
+DEFAULTS = {"width": 200, "depth": 50, "nets": 80, "bn_nets": 30, "ll_nets": 10,
+            "points": 256,
             "t3_depth": 8, "t3_nets": 16, "t3_dim": 200, "t3_points": 64, "t3_width": 200,
             "x": -1.0, "y": 1.0, "seed": 3}
-QUICK = {"width": 32, "depth": 16, "nets": 40, "bn_nets": 8, "t3_depth": 4, "t3_nets": 8,
+QUICK = {"width": 32, "depth": 16, "nets": 40, "bn_nets": 8, "ll_nets": 4, "t3_depth": 4,
+         "t3_nets": 8,
          "t3_dim": 100, "t3_points": 32, "t3_width": 100}
 
 ARCHS = {  # name -> (label, spec keywords, uses the full grid for batch norm)
@@ -46,7 +48,8 @@ ARCHS = {  # name -> (label, spec keywords, uses the full grid for batch norm)
 def check(params):
     """Range checks."""
     for key, lo, hi in (("width", 1, 4096), ("depth", 1, 1000), ("nets", 2, 10**6),
-                        ("bn_nets", 2, 10**6), ("points", 4, 8192), ("t3_depth", 1, 100),
+                        ("bn_nets", 2, 10**6), ("ll_nets", 2, 10**6), ("points", 4, 8192),
+                        ("t3_depth", 1, 100),
                         ("t3_nets", 2, 10**5), ("t3_dim", 1, 4096), ("t3_points", 2, 1024),
                         ("t3_width", 1, 4096),
                         ("x", -2.0, 2.0), ("y", -2.0, 2.0), ("seed", 0, 2**63 - 1)):
@@ -83,7 +86,7 @@ def run(params, progress=NULL_PROGRESS):
         else:
             grid = GridSpec(points=2, lo=min(x, y), hi=max(x, y))
             i, j = (0, 1) if x < y else (1, 0)
-            nets = params["nets"]
+            nets = params["ll_nets"] if name == "ll" else params["nets"]
         g = depth_series(spec, grid, nets, params["seed"] + k, progress, f"{NAME}: {name}")
         est = [pair_statistics(g[:, d, i], g[:, d, j])["correlation"] for d in range(D)]
         arrays[f"corr_{name}"] = np.array([float(e.value) for e in est])

@@ -28,7 +28,7 @@ from .common import NULL_PROGRESS, acf_estimate, depth_series, fmt, fmt_est
 NAME = "looks_linear"
 TITLE = "Looks-linear initialisation and the partial-mirroring family"
 DEFAULTS = {"width": 200, "points": 256, "ll_depth": 64, "bn_depth": 24, "bn_nets": 16,
-            "mirror_depth": 20, "mirrors": [0.0, 0.25, 0.5, 0.75, 0.9, 1.0], "nets": 60,
+            "mirror_depth": 20, "mirrors": [0.0, 0.25, 0.5, 0.75, 1.0], "nets": 40,
             "seed": 4}
 QUICK = {"width": 32, "ll_depth": 50, "bn_depth": 20, "bn_nets": 8, "mirror_depth": 10,
          "mirrors": [0.0, 0.5, 1.0], "nets": 30}
