@@ -61,30 +61,40 @@ myst_heading_anchors = 3
 # -- Tutorial and gallery (sphinx-gallery) -------------------------------------------
 
 
-def _gallery_ignore_pattern():
-    """Regex for gallery scripts to skip: those not named in GRADSIM_GALLERY."""
+def _gallery_selection():
+    """Experiment names chosen by GRADSIM_GALLERY, or None for all of them."""
     chosen = os.environ.get("GRADSIM_GALLERY", "").strip()
-    base = r"__init__\.py"
     if not chosen:
-        return base
+        return None
     names = [] if chosen.lower() == "none" else [n.strip() for n in chosen.split(",")]
     unknown = sorted(set(names) - set(experiments.NAMES))
     if unknown:
         raise ValueError(f"GRADSIM_GALLERY: unknown experiment(s) {', '.join(unknown)}; "
                          f"choose from {', '.join(experiments.NAMES)}")
-    sep = re.escape(os.sep)
-    keep = "|".join(re.escape(n) for n in names) or "(?!)"
-    return rf"{base}|gallery{sep}plot_\d+_(?!(?:{keep})\.py$)"
+    return names
 
+
+_chosen = _gallery_selection()
+_ignore = r"__init__\.py"
+if _chosen is not None:
+    # Skip the other scripts (the pattern is matched against the file name, or in older
+    # sphinx-gallery its path), leave out their pages from earlier builds, and accept
+    # that links to them from the built pages cannot resolve.
+    _keep = "|".join(re.escape(n) for n in _chosen) or "(?!)"
+    _ignore += rf"|(?:^|{re.escape(os.sep)})plot_\d+_(?!(?:{_keep})\.py$)"
+    exclude_patterns += [f"auto_gallery/plot_[0-9][0-9]_{n}.rst" for n in experiments.NAMES
+                         if n not in _chosen]
+    suppress_warnings = ["ref.ref"]
 
 sphinx_gallery_conf = {
     "examples_dirs": ["tutorial", "gallery"],
     "gallery_dirs": ["auto_tutorial", "auto_gallery"],
     "filename_pattern": re.escape(os.sep) + "plot_",
-    "ignore_pattern": _gallery_ignore_pattern(),
+    "ignore_pattern": _ignore,
     "within_subsection_order": "FileNameSortKey",
-    # "figure_scraper" (docs/_ext) saves figures made without pyplot (gradsim.figures).
-    "image_scrapers": ("matplotlib", "figure_scraper"),
+    # "figure_scraper" (docs/_ext) saves figures made without pyplot (gradsim.figures);
+    # it must come before "matplotlib", which closes pyplot's figures.
+    "image_scrapers": ("figure_scraper", "matplotlib"),
     "download_all_examples": False,
     "remove_config_comments": True,
     "show_memory": False,
@@ -100,6 +110,6 @@ html_theme_options = {
     "show_toc_level": 2,
     "secondary_sidebar_items": ["page-toc", "sourcelink"],
 }
-html_sidebars = {"**": ["sidebar-nav-bs"]}
+html_sidebars = {"index": [], "theory": [], "conventions": []}  # pages without sub-pages
 html_static_path = []
 html_show_sourcelink = True

@@ -34,7 +34,7 @@ TINY = {
                         t3_nets=3, t3_dim=4, t3_points=4, t3_width=8),
     "looks_linear": dict(width=6, points=16, ll_depth=4, bn_depth=3, bn_nets=3,
                          mirror_depth=3, mirrors=[0.0, 1.0], nets=3),
-    "spectra": dict(width=8, points=16, nets=3, depths=[1, 3], resnet_depth=2),
+    "spectra": dict(width=8, points=16, nets=3, depths=[2, 3], resnet_depth=2),
     "kurtosis": dict(widths=[4], depth=2, nets=20, check_depth=1),
     "paper_model": dict(width=4, depth=3, nets=20, bn_depths=[1, 3]),
 }

@@ -22,9 +22,9 @@ from .common import NULL_PROGRESS, acf_estimate, depth_series, fmt, fmt_est
 NAME = "autocorrelation"
 TITLE = "Autocorrelation versus lag and lag-1 versus depth"
 DEFAULTS = {"width": 200, "points": 256, "nets": 24, "depth": 50,
-            "shown_depths": [1, 2, 4, 8, 16, 24, 50], "max_lag": 40, "gp_nets": 2000,
+            "shown_depths": [2, 4, 8, 16, 24, 50], "max_lag": 40, "gp_nets": 2000,
             "theory_depths": [1, 2, 4, 8, 16, 24, 50], "seed": 1}
-QUICK = {"width": 32, "nets": 8, "depth": 24, "shown_depths": [1, 2, 4, 8, 24],
+QUICK = {"width": 32, "nets": 8, "depth": 24, "shown_depths": [2, 4, 8, 24],
          "max_lag": 16, "gp_nets": 400, "theory_depths": [1, 4, 24]}
 
 FAMILIES = {  # name -> (label, spec keywords)
@@ -60,7 +60,12 @@ def run(params, progress=NULL_PROGRESS):
         lag1 = np.array([acf_estimate(g[:, d], 1) for d in range(depth)])  # (D, 2, 2)
         arrays[f"lag1_{name}"] = lag1[:, 0, 1]
         arrays[f"lag1_se_{name}"] = lag1[:, 1, 1]
-        shown = [d - 1 for d in params["shown_depths"]] if name == "ff_bn" else [depth - 1]
+        if name == "ff_bn":
+            shown = [d - 1 for d in params["shown_depths"]]
+        elif name == "ff":  # the one-hidden-layer net (no BN: with BN on a 1-D input every
+            shown = [0, depth - 1]  # unit kinks at the batch mean) and the deepest
+        else:
+            shown = [depth - 1]
         acf = np.array([acf_estimate(g[:, d], lag) for d in shown])
         arrays[f"acf_{name}"], arrays[f"acf_se_{name}"] = acf[:, 0], acf[:, 1]
     for name, fn in (("white", white_noise), ("brown", brown_noise)):
@@ -93,8 +98,9 @@ def plot(results):
         a.plot(lags, r["acf_ff_bn"][i], color=cmap[i], alpha=alpha, lw=1,
                label=f"FF+BN depth {d}" if i in (0, len(cmap) - 1) else None)
     for name, c in (("ff", COLORS[1]), ("res1", COLORS[2]), ("res01", COLORS[3])):
-        a.plot(lags, r[f"acf_{name}"][0], color=c, lw=1.5,
+        a.plot(lags, r[f"acf_{name}"][-1], color=c, lw=1.5,
                label=f"{FAMILIES[name][0]}, depth {prm['depth']}")
+    a.plot(lags, r["acf_ff"][0], color=COLORS[4], lw=1.5, label="1 hidden layer, no BN")
     a.plot(lags, r["acf_brown"][0], "k--", lw=1, label="brown noise")
     a.plot(lags, r["acf_white"][0], "k:", lw=1, label="white noise")
     a.set_xlabel("lag (grid steps)")

@@ -1,0 +1,64 @@
+"""
+Active and co-active units
+==========================
+
+The paper's activation statistics.  For every layer of a deep feedforward network
+(depth 50 in the paper; the quick setting's depth is printed below), the proportion of
+units that are *active* at an input (pre-activation > 0) and the proportion *co-active*
+at a pair of inputs, averaged over inputs, pairs and networks, with and without batch
+norm.
+
+Target T11: the active proportion stays near 1/2 everywhere; with batch norm the
+co-active proportion stays near 1/4 (what independent switching predicts), while without
+batch norm it climbs towards 1/2: units switch on and off together, which is why
+feedforward nets without batch norm do not shatter on the 1-D line (T10).
+"""
+
+# %%
+# Run the experiment
+# ------------------
+#
+# :func:`~gradsim.reproduce.run_one` resolves the parameters (the experiment's
+# ``DEFAULTS`` with its ``QUICK`` overrides) and runs it with the same code as
+# ``gradsim reproduce --quick``.  The results hold only numbers; nothing is drawn yet.
+
+import textwrap
+
+from gradsim import experiments
+from gradsim.reproduce import run_one
+
+NAME = "activity"
+experiment = experiments.get(NAME)
+res = run_one(NAME, quick=True)
+print(experiment.TITLE)
+print(f"ran in {res.meta['seconds']:.1f} s with the quick setting's parameters:")
+for key, value in res.params.items():
+    print(f"    {key} = {value}")
+
+# %%
+# The figure
+# ----------
+#
+# ``plot`` draws the figure from the results alone.
+
+fig = experiment.plot(res)
+
+# %%
+# Claims
+# ------
+#
+# ``claims`` turns the numbers into rows of the reproduction report: the target, the
+# claim, the setting, the theory's value, the estimate (with its standard error), the
+# score and the verdict (``holds``, ``fails``, or ``info`` for a measurement without a
+# pass/fail criterion).
+
+claims = experiment.claims(res)
+if not claims:
+    print("No claims of its own: this figure illustrates claims checked elsewhere.")
+for c in claims:
+    print(textwrap.fill(f"{c.target} [{c.verdict}] {c.claim}", 70, subsequent_indent="    "))
+    for field in ("setting", "theory", "estimate", "score", "criterion"):
+        text = getattr(c, field)
+        if text:
+            print(textwrap.fill(f"{field}: {text}", 70, initial_indent="    ",
+                                subsequent_indent="        "))
