@@ -17,6 +17,7 @@ import numpy as np
 from ._util import check_memory, get_dtype
 from .grids import GridSpec
 from .nets import GRAD_MODES, input_gradient, input_gradient_by_depth, sample_network
+from .parallel import check_workers, ordered_map
 from .spec import NetSpec, check_int
 from .stats import Moments, Stream, acf_rows, power_rows
 
@@ -121,35 +122,44 @@ def network_bytes(spec, points, mode, itemsize=8):
     return (params + work) * itemsize
 
 
+def _chunk_task(spec, grid, seed, start, stop, mode, backend, dtype, activity):
+    """Networks ``start .. stop - 1``: gradients and activity (one process's work)."""
+    x = grid.points_array(dtype)
+    m = stop - start
+    grads = np.empty((m, grid.points, spec.input_dim), dtype=dtype)
+    acts = np.empty((m, spec.n_act_layers, 2)) if activity else None
+    for k in range(m):
+        net = sample_network(spec, network_rng(seed, start + k), dtype)
+        out = input_gradient(net, x, mode=mode, backend=backend, activity=activity)
+        if activity:
+            grads[k], acts[k] = out
+        else:
+            grads[k] = out
+    return grads, acts
+
+
 def iter_chunks(spec, grid, nets, seed, chunk=None, mode="forward", backend="numba",
-                dtype="float64", activity=False):
+                dtype="float64", activity=False, workers=1):
     """Yield :class:`Chunk` objects covering networks ``0 .. nets - 1`` in order.
 
     Parameters are as for :func:`simulate`.
     """
     nets, seed, chunk, dtype = _check_run(spec, grid, nets, seed, chunk, mode, dtype, activity)
+    workers = check_workers(workers)
     itemsize = np.dtype(dtype).itemsize
-    check_memory(network_bytes(spec, grid.points, mode, itemsize)
-                 + min(chunk, nets) * grid.points * spec.input_dim * itemsize,
-                 "one chunk of networks (width, depth, points, chunk)")
-    x = grid.points_array(dtype)
-    for start in range(0, nets, chunk):
-        m = min(chunk, nets - start)
-        grads = np.empty((m, grid.points, spec.input_dim), dtype=dtype)
-        acts = np.empty((m, spec.n_act_layers, 2)) if activity else None
-        for k in range(m):
-            net = sample_network(spec, network_rng(seed, start + k), dtype)
-            out = input_gradient(net, x, mode=mode, backend=backend, activity=activity)
-            if activity:
-                grads[k], acts[k] = out
-            else:
-                grads[k] = out
+    check_memory(workers * network_bytes(spec, grid.points, mode, itemsize)
+                 + 2 * workers * min(chunk, nets) * grid.points * spec.input_dim * itemsize,
+                 "one chunk of networks per worker (width, depth, points, chunk, workers)")
+    starts = range(0, nets, chunk)
+    tasks = ((spec, grid, seed, a, min(a + chunk, nets), mode, backend, dtype, activity)
+             for a in starts)
+    for start, (grads, acts) in zip(starts, ordered_map(_chunk_task, tasks, workers)):
         yield Chunk(start, grads, acts)
 
 
 def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
              backend="numba", dtype="float64", keep=True, activity=False, moments=False,
-             acf=False, spectrum=False, progress=None):
+             acf=False, spectrum=False, progress=None, workers=1):
     """Input gradients of ``nets`` independent random networks on one grid.
 
     Parameters
@@ -180,6 +190,10 @@ def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
         ``nets``.
     progress : callable, optional
         Called as ``progress(done, total)`` after each chunk.
+    workers : int
+        Processes computing networks (:mod:`gradsim.parallel`); each network's numbers
+        do not depend on it.  Worth it for runs of more than a few seconds: each worker
+        pays Python's and numba's start-up.
 
     Returns
     -------
@@ -199,7 +213,7 @@ def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
     mom = Moments(k, backend) if moments else None
     acf_s = Stream(grid.points) if acf else None
     spec_s = Stream(grid.points // 2) if spectrum else None
-    for ch in iter_chunks(spec, grid, nets, seed, chunk, mode, backend, dt, activity):
+    for ch in iter_chunks(spec, grid, nets, seed, chunk, mode, backend, dt, activity, workers):
         stop = ch.start + len(ch.grad)
         if keep:
             grads[ch.start:stop] = ch.grad
@@ -217,14 +231,24 @@ def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
                       grads, acts, mom, acf_s, spec_s)
 
 
+def _depth_task(spec, grid, seed, start, stop, backend, dtype):
+    x = grid.points_array(dtype)
+    out = np.empty((stop - start, spec.depth, grid.points, spec.input_dim), dtype=dtype)
+    for k in range(stop - start):
+        net = sample_network(spec, network_rng(seed, start + k), dtype, taps=True)
+        out[k] = input_gradient_by_depth(net, x, backend=backend)
+    return out
+
+
 def simulate_depths(spec, grid=None, nets=100, seed=0, *, chunk=None, backend="numba",
-                    dtype="float64", progress=None):
+                    dtype="float64", progress=None, workers=1):
     """Input gradients at every depth ``1 .. spec.depth`` from ``nets`` networks.
 
     Each network is sampled with tap readouts (:func:`gradsim.nets.sample_network`,
     ``taps=True``) from its own stream ``network_rng(seed, i)``, and
     :func:`gradsim.nets.input_gradient_by_depth` gives all its prefixes' gradients in
     one forward pass.  ``[:, -1]`` equals :func:`simulate` with the same seed.
+    ``workers`` is as for :func:`simulate`.
 
     Returns
     -------
@@ -232,15 +256,16 @@ def simulate_depths(spec, grid=None, nets=100, seed=0, *, chunk=None, backend="n
     """
     grid = GridSpec(dim=spec.input_dim) if grid is None and isinstance(spec, NetSpec) else grid
     nets, seed, chunk, dt = _check_run(spec, grid, nets, seed, chunk, "forward", dtype, False)
+    workers = check_workers(workers)
     itemsize = np.dtype(dt).itemsize
     check_memory(nets * spec.depth * grid.points * spec.input_dim * itemsize
-                 + network_bytes(spec, grid.points, "forward", itemsize),
+                 + workers * network_bytes(spec, grid.points, "forward", itemsize),
                  "gradients at every depth (nets, depth, points, input_dim)")
-    x = grid.points_array(dt)
     out = np.empty((nets, spec.depth, grid.points, spec.input_dim), dtype=dt)
-    for i in range(nets):
-        net = sample_network(spec, network_rng(seed, i), dt, taps=True)
-        out[i] = input_gradient_by_depth(net, x, backend=backend)
+    starts = range(0, nets, chunk)
+    tasks = ((spec, grid, seed, a, min(a + chunk, nets), backend, dt) for a in starts)
+    for a, block in zip(starts, ordered_map(_depth_task, tasks, workers)):
+        out[a:a + len(block)] = block
         if progress is not None:
-            progress(i + 1, nets)
+            progress(a + len(block), nets)
     return out
