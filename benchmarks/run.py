@@ -12,7 +12,8 @@ Jobs (float64 unless stated):
 * J3: width 8, depth 200, 256 points, 2000 networks.
 * J4: exact infinite-width covariance on 256 x 256 pairs at depth 1000.
 * J5: streaming statistics (moments, ACF, spectrum; nothing kept) over J1's shape: peak
-  RSS at two network counts, each in a fresh process.
+  RSS (``VmHWM``) at two network counts, each in a fresh process; the workers' figure is
+  ``ru_maxrss`` of the children, an upper bound.
 
 The machine's limit for a job is the time of a GEMM of the job's flop count on all BLAS
 threads plus the time to draw the job's Gaussians on all cores (one generator per core,
@@ -196,8 +197,10 @@ from gradsim import NetSpec, GridSpec, simulate
 spec = NetSpec(depth=50, width=200, batchnorm=True)
 sim = simulate(spec, GridSpec(points=256), nets=int(sys.argv[1]), seed=0, keep=False,
                moments=True, acf=True, spectrum=True, workers=int(sys.argv[2]))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+# VmHWM is this process's own high-water mark; ru_maxrss would also count the parent's
+# memory copied by fork before exec (Linux keeps it across exec)
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+print(int(hwm.split()[1]) / 1024, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
 """
 
 
