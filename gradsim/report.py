@@ -12,11 +12,12 @@ import datetime
 import html
 import os
 import re
+import textwrap
 
 from .experiments import get
 from .experiments.base import versions
 
-__all__ = ["write_report", "claim_rows", "sort_key"]
+__all__ = ["write_report", "claim_rows", "sort_key", "format_run", "format_claims"]
 
 _COLUMNS = ("target", "claim", "setting", "theory", "estimate", "score", "verdict")
 
@@ -31,6 +32,31 @@ def claim_rows(entries):
     """All claims of ``entries`` (name -> (results, claims, figures)), in target order."""
     rows = [c for _, claims, _ in entries.values() for c in claims]
     return sorted(rows, key=sort_key)
+
+
+def format_run(results, width=70):
+    """Plain text: the experiment's title, wall time and parameters (for scripts)."""
+    lines = [get(results.name).TITLE,
+             f"ran in {results.meta.get('seconds', 0):.1f} s with parameters:"]
+    lines += [textwrap.fill(f"{k} = {v}", width, initial_indent="    ",
+                            subsequent_indent="        ") for k, v in results.params.items()]
+    return "\n".join(lines)
+
+
+def format_claims(claims, width=70):
+    """Plain text: each claim with its verdict and fields (for scripts and terminals)."""
+    if not claims:
+        return "No claims of its own: this figure illustrates claims checked elsewhere."
+    lines = []
+    for c in claims:
+        lines.append(textwrap.fill(f"{c.target} [{c.verdict}] {c.claim}", width,
+                                   subsequent_indent="    "))
+        for field in ("setting", "theory", "estimate", "score", "criterion"):
+            text = getattr(c, field)
+            if text:
+                lines.append(textwrap.fill(f"{field}: {text}", width, initial_indent="    ",
+                                           subsequent_indent="        "))
+    return "\n".join(lines)
 
 
 def _md_cell(text):

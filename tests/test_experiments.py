@@ -217,3 +217,14 @@ def test_quick_reproduction_meets_its_targets(tmp_path, capsys):
             experiments.get("looks_linear").claims(load_results(tmp_path / "results" /
                                                                 "looks_linear.npz"))]
     assert any('"T12"' in d for d in data)
+
+
+def test_plain_text_summaries():
+    from gradsim.report import format_claims, format_run
+
+    res = run_one("paper_model", overrides=_tiny("paper_model"))
+    text = format_run(res)
+    assert experiments.get("paper_model").TITLE in text and "nets = 20" in text
+    claims = format_claims(experiments.get("paper_model").claims(res))
+    assert "T1 [" in claims and "criterion:" in claims
+    assert "No claims" in format_claims([])

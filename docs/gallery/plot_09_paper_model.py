@@ -26,18 +26,14 @@ correlation ~ ``1/sqrt L``).
 # ``DEFAULTS`` with its ``QUICK`` overrides) and runs it with the same code as
 # ``gradsim reproduce --quick``.  The results hold only numbers; nothing is drawn yet.
 
-import textwrap
-
 from gradsim import experiments
+from gradsim.report import format_claims, format_run
 from gradsim.reproduce import run_one
 
 NAME = "paper_model"
 experiment = experiments.get(NAME)
 res = run_one(NAME, quick=True)
-print(experiment.TITLE)
-print(f"ran in {res.meta['seconds']:.1f} s with the quick setting's parameters:")
-for key, value in res.params.items():
-    print(f"    {key} = {value}")
+print(format_run(res))
 
 # %%
 # The figure
@@ -56,13 +52,4 @@ fig = experiment.plot(res)
 # score and the verdict (``holds``, ``fails``, or ``info`` for a measurement without a
 # pass/fail criterion).
 
-claims = experiment.claims(res)
-if not claims:
-    print("No claims of its own: this figure illustrates claims checked elsewhere.")
-for c in claims:
-    print(textwrap.fill(f"{c.target} [{c.verdict}] {c.claim}", 70, subsequent_indent="    "))
-    for field in ("setting", "theory", "estimate", "score", "criterion"):
-        text = getattr(c, field)
-        if text:
-            print(textwrap.fill(f"{field}: {text}", 70, initial_indent="    ",
-                                subsequent_indent="        "))
+print(format_claims(experiment.claims(res)))
