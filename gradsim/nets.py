@@ -31,7 +31,7 @@ from .layers import (
 from .spec import NetSpec
 
 __all__ = ["Network", "sample_network", "forward", "preactivations", "input_gradient",
-           "input_gradient_by_depth", "GRAD_MODES"]
+           "input_gradient_by_depth", "looks_linear_product", "GRAD_MODES"]
 
 GRAD_MODES = ("forward", "reverse")
 
@@ -338,6 +338,21 @@ def input_gradient(net, x, mode="forward", backend="numba", activity=False):
     if activity:
         return grad, np.array(ctx.activity).reshape(-1, 2)
     return grad
+
+
+def looks_linear_product(net):
+    """``u^T W_L ... W_1`` of a looks-linear feedforward net, from its mirrored halves.
+
+    With ``[P, -alpha P] CReLU(z) = P LeakyReLU_alpha(z)`` and ``alpha = 1`` the net is
+    linear at initialisation and this row vector, shape ``(d,)``, is ``df/dx`` everywhere.
+    """
+    if net.readout_half is None or net.spec.arch != "feedforward":
+        raise ValueError("looks_linear_product needs a looks-linear feedforward net")
+    dense = [layer for layer in net.layers if hasattr(layer, "w")]
+    m = dense[0].w
+    for layer in dense[1:]:
+        m = layer.half @ m
+    return net.readout_half @ m
 
 
 def input_gradient_by_depth(net, x, backend="numba"):

@@ -220,6 +220,16 @@ def point_moments(grad, point):
                               (x2**4).sum())
 
 
+def _rows(grad):
+    """``grad`` as float64 rows ``(nets, P >= 2)`` (any number of networks, unchecked values)."""
+    g = np.asarray(grad, dtype=np.float64)
+    if g.ndim == 3 and g.shape[2] == 1:
+        g = g[..., 0]
+    if g.ndim != 2 or g.shape[1] < 2:
+        raise ValueError(f"grad must have shape (nets, points >= 2), got {g.shape}")
+    return g
+
+
 def acf_rows(grad, max_lag=None):
     """Per-network autocorrelations (the rows :func:`autocorrelation` averages).
 
@@ -229,11 +239,7 @@ def acf_rows(grad, max_lag=None):
         ``nan`` rows for networks whose gradient is constant along the grid (to
         rounding: mean-removed energy at most ``1e-20`` of the raw energy).
     """
-    g = np.asarray(grad, dtype=np.float64)
-    if g.ndim == 3 and g.shape[2] == 1:
-        g = g[..., 0]
-    if g.ndim != 2 or g.shape[1] < 2:
-        raise ValueError(f"grad must have shape (nets, points >= 2), got {g.shape}")
+    g = _rows(grad)
     p = g.shape[1]
     max_lag = p - 1 if max_lag is None else int(max_lag)
     if not 0 <= max_lag < p:
@@ -255,11 +261,7 @@ def power_rows(grad):
     freqs : ndarray, shape (P // 2,)
     power : ndarray, shape (nets, P // 2)
     """
-    g = np.asarray(grad, dtype=np.float64)
-    if g.ndim == 3 and g.shape[2] == 1:
-        g = g[..., 0]
-    if g.ndim != 2 or g.shape[1] < 2:
-        raise ValueError(f"grad must have shape (nets, points >= 2), got {g.shape}")
+    g = _rows(grad)
     p = g.shape[1]
     c = g - g.mean(axis=1, keepdims=True)
     return np.fft.rfftfreq(p)[1:], np.abs(np.fft.rfft(c, axis=1)[:, 1:]) ** 2 / p

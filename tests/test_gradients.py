@@ -6,7 +6,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from gradsim import GridSpec, NetSpec, forward, input_gradient, network_rng, sample_network
-from gradsim.nets import preactivations
+from gradsim.nets import looks_linear_product, preactivations
 from gradsim.strategies import grid_specs, net_specs
 
 
@@ -96,15 +96,6 @@ def test_gradient_of_linear_activation_is_constant():
     np.testing.assert_allclose(g[0], 0.7 * net.readout @ w[:, 0], rtol=1e-12)
 
 
-def _ll_product(net):
-    """u^T W_L ... W_1 from a looks-linear feedforward network's halves."""
-    dense = [layer for layer in net.layers if hasattr(layer, "w")]
-    m = dense[0].w
-    for layer in dense[1:]:
-        m = layer.half @ m
-    return net.readout_half @ m
-
-
 @pytest.mark.parametrize("depth", [50, 80])
 @pytest.mark.parametrize("dim", [1, 3])
 def test_looks_linear_gradient_is_constant_product(depth, dim):
@@ -113,7 +104,7 @@ def test_looks_linear_gradient_is_constant_product(depth, dim):
                    input_dim=dim)
     grid = GridSpec(points=64, dim=dim, kind="line" if dim == 1 else "gaussian")
     net, x = _setup(spec, grid, 11)
-    want = _ll_product(net)
+    want = looks_linear_product(net)
     for mode in ("forward", "reverse"):
         g = input_gradient(net, x, mode=mode)
         np.testing.assert_allclose(g, np.broadcast_to(want, g.shape), rtol=1e-11)

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from ..figures import new_figure, plot_image
+from . import gradients
 from .base import Results
-from .common import NULL_PROGRESS, paper_signals
+from .common import NULL_PROGRESS
 from .gradients import DEFAULTS as _G
 from .gradients import QUICK as _Q
 from .gradients import check as _check
@@ -33,14 +32,10 @@ def images(signals):
 
 
 def run(params, progress=NULL_PROGRESS):
-    """The images."""
-    t0 = time.perf_counter()
-    tick = progress.stage(NAME, 1)
-    x, sig, labels = paper_signals(params["width"], params["points"], params["depth_ff"],
-                                   params["depth_resnet"], params["batchnorm"], params["seed"])
-    tick(1)
-    return Results(NAME, params, {"x": x, "images": images(sig)},
-                   {"labels": labels, "seconds": time.perf_counter() - t0})
+    """The images, from the signals of :func:`gradsim.experiments.gradients.run`."""
+    sig = gradients.run(params, progress)
+    return Results(NAME, params, {"x": sig["x"], "images": images(sig["signals"])},
+                   dict(sig.meta))
 
 
 def plot(results):

@@ -19,7 +19,7 @@ from ..compare import pair_statistics, predict
 from ..figures import COLORS, new_figure
 from ..grids import GridSpec
 from ..montecarlo import network_rng
-from ..nets import input_gradient, sample_network
+from ..nets import input_gradient, looks_linear_product, sample_network
 from ..spec import NetSpec
 from ..theory import LABELS
 from .base import Claim, Results, check_range
@@ -42,15 +42,6 @@ def check(params):
         check_range(NAME, params, key, lo, hi)
 
 
-def ll_product(net):
-    """``u^T W_L ... W_1`` from a looks-linear feedforward network's mirrored halves."""
-    dense = [layer for layer in net.layers if hasattr(layer, "w")]
-    m = dense[0].w
-    for layer in dense[1:]:
-        m = layer.half @ m
-    return net.readout_half @ m
-
-
 def run(params, progress=NULL_PROGRESS):
     """The three panels' numbers."""
     t0 = time.perf_counter()
@@ -61,7 +52,7 @@ def run(params, progress=NULL_PROGRESS):
     ll = sample_network(NetSpec(depth=params["ll_depth"], width=W, activation="crelu",
                                 init="looks-linear"), network_rng(seed, 0))
     g_ll = input_gradient(ll, x)[:, 0]
-    product = float(ll_product(ll)[0])
+    product = float(looks_linear_product(ll)[0])
     tick(1)
     cr = sample_network(NetSpec(depth=params["ll_depth"], width=W, activation="crelu",
                                 batchnorm=True), network_rng(seed, 1))
