@@ -76,8 +76,9 @@ def _peak(nets, keep=False):
 def test_memory_is_bounded_by_the_chunk_not_the_number_of_networks():
     small, large = _peak(8), _peak(120)
     assert large < 1.25 * small
-    # whereas keeping the gradients grows with the number of networks
-    assert _peak(120, keep=True) > _peak(8, keep=True) + 112 * 16 * 8
+    # whereas keeping the gradients grows with the number of networks: 112 more networks
+    # hold 112 * 16 * 8 bytes more; half of that, as transient peaks vary by a few %
+    assert _peak(120, keep=True) > _peak(8, keep=True) + 0.5 * 112 * 16 * 8
 
 
 def test_float32_run():
