@@ -63,6 +63,7 @@ class Network:
     readout_half: np.ndarray | None = None
     bounds: list = dataclasses.field(default_factory=list)
     taps: list | None = None
+    _stack: tuple | None = dataclasses.field(default=None, init=False, repr=False)
 
     @property
     def dtype(self):
@@ -106,6 +107,21 @@ class _Sampler:
             return _gauss(self.rng, (rows, cols), s.weight_var / cols, self.dtype), None
         scale2 = s.weight_var * rows / min(rows, cols)
         return _orthogonal(self.rng, rows, cols, scale2, self.dtype), None
+
+    def dense_run(self, count, rows, cols, bias_var):
+        """``count`` hidden feedforward layers, as ``count`` calls of :meth:`dense` would
+        draw them.  With He init they come from one call of the generator (weights
+        and biases interleaved as in single draws), which gives the same numbers:
+        a generator's output does not depend on how it is split into calls."""
+        s = self.spec
+        if s.init != "he" or count == 0:
+            return [self.dense(rows, cols, True, bias_var) for _ in range(count)]
+        nb = rows if bias_var > 0 else 0
+        block = self.rng.standard_normal((count, rows * cols + nb), dtype=self.dtype)
+        w = block[:, : rows * cols].reshape(count, rows, cols) * self.dtype(
+            math.sqrt(s.weight_var / cols))
+        b = (block[:, rows * cols:] * self.dtype(math.sqrt(bias_var))) if nb else None
+        return [Dense(w[i], None if b is None else b[i]) for i in range(count)]
 
     def bias(self, rows, var):
         return _gauss(self.rng, rows, var, self.dtype) if var > 0 else None
@@ -171,8 +187,8 @@ def sample_network(spec, rng, dtype=np.float64, taps=False):
     if s.arch == "feedforward":
         layers += [first] + act_block()
         bounds.append(len(layers) - 1)
-        for _ in range(s.depth - 1):
-            layers += [draw.dense(n, feats, True, s.bias_var)] + act_block()
+        for dense in draw.dense_run(s.depth - 1, n, feats, s.bias_var):
+            layers += [dense] + act_block()
             bounds.append(len(layers) - 1)
         readout, half = draw.readout(feats, True)
     else:
@@ -216,9 +232,41 @@ def _check_inputs(net, x):
     return np.ascontiguousarray(x, dtype=net.dtype)
 
 
+#: Widths up to which a plain feedforward net's hidden layers run as one fused kernel
+#: (:func:`gradsim.kernels.dense_act_stack`) instead of a BLAS product per layer: below
+#: it, per-layer call overhead costs more than the arithmetic (docs/performance.md).
+FUSED_MAX_WIDTH = 16
+
+
+def _plain_stack(net, ctx):
+    """``(ws, bs, activation)`` of the hidden layers of a small plain feedforward net
+    when the pass needs nothing per layer (no tape, activity, pre-activations or
+    recorded statistics); else None."""
+    s = net.spec
+    if (ctx.tape or ctx.activity is not None or ctx.preacts is not None
+            or ctx.bn_record is not None or ctx.bn_replay is not None
+            or s.arch != "feedforward" or s.batchnorm or s.activation == "crelu"
+            or s.width > FUSED_MAX_WIDTH or s.depth < 2):
+        return None
+    dense = net.layers[2::2]
+    key = [(id(layer.w), id(layer.b)) for layer in dense]
+    if net._stack is None or net._stack[0] != key:  # rebuilt if a layer was replaced
+        zeros = np.zeros(s.width, dtype=net.dtype)
+        net._stack = (key, np.stack([layer.w for layer in dense]),
+                      np.stack([zeros if layer.b is None else layer.b for layer in dense]))
+    return net._stack[1], net._stack[2], net.layers[1]
+
+
 def _run(net, s, ctx):
-    s, caches = run_forward(net.layers, s, ctx)
-    return net.readout @ s, caches
+    stack = _plain_stack(net, ctx)
+    if stack is None:
+        s, caches = run_forward(net.layers, s, ctx)
+        return net.readout @ s, caches
+    ws, bs, act = stack
+    s, _ = run_forward(net.layers[:2], s, ctx)
+    out, work = np.empty_like(s), np.empty_like(s)
+    ctx.kern.dense_act_stack(ws, bs, s, ctx.p, act.slope_pos, act.slope_neg, work, out)
+    return net.readout @ out, None
 
 
 def forward(net, x, backend="numba", stats_from=None):

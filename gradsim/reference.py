@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "act_fwd", "act_bwd", "crelu_fwd", "crelu_bwd", "bn_fwd", "bn_bwd",
     "highway_fwd", "highway_bwd", "activity", "accumulate_moments", "exact_pairs",
+    "dense_act_stack",
 ]
 
 
@@ -42,6 +43,35 @@ def act_fwd(z, p, slope_pos, slope_neg, out):
     zb = _blocks(z, p)
     slope = np.where(zb[:, :1] > 0, slope_pos, slope_neg)
     _blocks(out, p)[...] = slope * zb
+
+
+def dense_act_stack(ws, bs, s, p, slope_pos, slope_neg, work, out):
+    """A stack of ``z = W h + b`` then ab-ReLU layers, fused (small widths).
+
+    Parameters
+    ----------
+    ws : ndarray, shape (L, N, N)
+        The layers' weights.
+    bs : ndarray, shape (L, N)
+        Their biases (zeros for none); added to the values only.
+    s : ndarray, shape (N, (1 + D) * P)
+        State entering the first layer; not modified.
+    p : int
+        Number of grid points ``P``.
+    slope_pos, slope_neg : float
+        As for :func:`act_fwd`.
+    work : ndarray, shape (N, (1 + D) * P)
+        Scratch space.
+    out : ndarray, shape (N, (1 + D) * P)
+        State after the last layer, written.
+    """
+    h = s
+    for w, b in zip(ws, bs):
+        z = w @ h
+        z[:, :p] += b[:, None]
+        h = np.empty_like(z)
+        act_fwd(z, p, slope_pos, slope_neg, h)
+    out[...] = h
 
 
 def act_bwd(zv, g, slope_pos, slope_neg, out):
@@ -186,6 +216,9 @@ def _exact_step(st, d, s, bv, a, b, tol):
     g, g1, g2 = _ab_g(rho, a, b)
     g2 = np.where(1.0 - rho * rho < tol, 0.0, g2)
     gd = (a * a + b * b) / 2
+    # g(1) = gd exactly: with C = A computed as A is, a pair at one input keeps rho = 1
+    # (an ulp below 1, arccos would put sqrt(eps) errors into g and g')
+    g = np.where(rho == 1.0, gd, g)
     ux = ax / (2 * A[:, None])
     uy = by / (2 * B[:, None])
     rx = cx / S[:, None] - rho[:, None] * ux
@@ -201,7 +234,7 @@ def _exact_step(st, d, s, bv, a, b, tol):
     new = np.empty_like(st)
     new[:, 0] = s * gd * A + bv
     new[:, 1] = s * gd * B + bv
-    new[:, 2] = s * S * g + bv
+    new[:, 2] = s * g * S + bv
     new[:, 3:3 + d] = s * gd * ax
     new[:, 3 + d:3 + 2 * d] = s * gd * by
     new[:, 3 + 2 * d:3 + 3 * d] = s * S[:, None] * (g[:, None] * ux + g1[:, None] * rx)

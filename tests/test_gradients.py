@@ -179,6 +179,51 @@ def test_batchnorm_normalises_over_the_grid_batch():
         np.testing.assert_allclose(z.var(axis=1), 1, rtol=1e-10)
 
 
+@given(net_specs(archs=("feedforward",), max_width=6), st.integers(0, 2**32), st.data())
+def test_fused_small_width_path_equals_layer_by_layer(spec, seed, data):
+    from unittest import mock
+
+    import gradsim.nets as nets
+
+    grid = data.draw(grid_specs(dim=spec.input_dim))
+    net, x = _setup(spec, grid, seed)
+    assume(all(np.min(np.abs(z)) > 1e-9 for z in preactivations(net, x)))
+    fused = input_gradient(net, x)
+    f_fused = forward(net, x)
+    with mock.patch.object(nets, "FUSED_MAX_WIDTH", 0):
+        layered = input_gradient(net, x)
+        f_layered = forward(net, x)
+    scale = np.max(np.abs(layered)) + 1e-300
+    np.testing.assert_allclose(fused, layered, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(f_fused, f_layered, rtol=1e-12, atol=1e-12 * np.max(np.abs(f_layered)))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("bias_var", [0.0, 0.5])
+def test_bulk_drawn_layers_equal_one_draw_per_layer(dtype, bias_var):
+    """He hidden layers come from one generator call; the numbers are those of one call
+    per weight and per bias, in network order."""
+    spec = NetSpec(depth=6, width=5, input_dim=2, bias_var=bias_var)
+    net = sample_network(spec, np.random.default_rng(4), dtype)
+    rng = np.random.default_rng(4)
+    dt = np.dtype(dtype).type
+    want = [rng.standard_normal((5, 2), dtype=dt), rng.standard_normal(5, dtype=dt)]
+    for _ in range(5):
+        want.append(rng.standard_normal((5, 5), dtype=dt))
+        if bias_var:
+            want.append(rng.standard_normal(5, dtype=dt))
+    got = []
+    for layer in net.layers[::2]:
+        got.append(layer.w)
+        if layer.b is not None:
+            got.append(layer.b)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        scale = np.sqrt(2.0 / w.shape[1]) if w.ndim == 2 else np.sqrt(
+            1.0 if w is want[1] else bias_var)
+        assert np.array_equal(g, w * dt(scale))
+
+
 def test_weight_variance_is_he():
     """Sampled He weights have variance weight_var / fan_in (a 5-sigma check)."""
     spec = NetSpec(depth=2, width=300, weight_var=2.0)

@@ -83,6 +83,30 @@ def test_highway(shape, seed):
     _close(got, want)
 
 
+@given(shapes, st.integers(0, 4), st.integers(0, 2**32), st.floats(-2, 2), st.floats(-2, 2),
+       st.booleans())
+def test_dense_act_stack(shape, layers, seed, a, b, bias):
+    n, p, d = shape
+    s = _state(seed, n, p, d)
+    rng = np.random.default_rng(seed + 1)
+    ws = rng.standard_normal((layers, n, n))
+    bs = rng.standard_normal((layers, n)) if bias else np.zeros((layers, n))
+    if layers == 0:
+        return
+    got, want = _both("dense_act_stack", ws, bs, s, p, a, b,
+                      outs=[np.empty_like(s), np.empty_like(s)])
+    scale = np.max(np.abs(want[1])) + 1e-300
+    np.testing.assert_allclose(got[1], want[1], rtol=0, atol=1e-12 * scale)
+    # by hand: the same layers one at a time
+    h = s
+    for w, c in zip(ws, bs):
+        z = w @ h
+        z[:, :p] += c[:, None]
+        h = np.empty_like(z)
+        reference.act_fwd(z, p, a, b, h)
+    np.testing.assert_allclose(got[1], h, rtol=0, atol=1e-12 * scale)
+
+
 @given(shapes, st.integers(0, 2**32))
 def test_activity(shape, seed):
     n, p, _ = shape
