@@ -195,7 +195,8 @@ def test_fused_small_width_path_equals_layer_by_layer(spec, seed, data):
         f_layered = forward(net, x)
     scale = np.max(np.abs(layered)) + 1e-300
     np.testing.assert_allclose(fused, layered, rtol=0, atol=1e-12 * scale)
-    np.testing.assert_allclose(f_fused, f_layered, rtol=1e-12, atol=1e-12 * np.max(np.abs(f_layered)))
+    np.testing.assert_allclose(f_fused, f_layered, rtol=1e-12,
+                               atol=1e-12 * np.max(np.abs(f_layered)))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
