@@ -15,6 +15,11 @@ Jobs (float64 unless stated):
   RSS (``VmHWM``) at two network counts, each in a fresh process; the workers' figure is
   ``ru_maxrss`` of the children, an upper bound.
 
+gradsim's time is the median over ``--repeats`` runs in one process; the first run also
+starts the worker pool (seconds: Python, NumPy, numba and the cached kernels in each
+worker), later runs reuse it, as a session running several simulations does.  The first
+run's time is printed beside the median.
+
 The machine's limit for a job is the time of a GEMM of the job's flop count on all BLAS
 threads plus the time to draw the job's Gaussians on all cores (one generator per core,
 in spawned processes), both measured in this run.
@@ -35,6 +40,7 @@ import time
 import numpy as np
 
 import gradsim
+from gradsim import parallel
 from gradsim.exact import exact_gradient_covariance
 from gradsim.montecarlo import simulate
 
@@ -65,13 +71,17 @@ def job_gaussians(spec):
     return n * f * dense + n * spec.input_dim + 2 * n + f
 
 
-def _median(fn, repeats):
+def _times(fn, repeats):
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return times
+
+
+def _median(fn, repeats):
+    return statistics.median(_times(fn, repeats))
 
 
 def gemm_rate(n, cols, dtype):
@@ -163,14 +173,17 @@ def have_torch():
 
 def run_net_job(name, spec, points, nets, dtype, repeats, workers, results, numpy_ref):
     grid = gradsim.GridSpec(points=points)
-    t_gs = _median(lambda: simulate(spec, grid, nets=nets, seed=0, dtype=dtype,
+    parallel.shutdown()  # the first run starts the worker pool; later runs reuse it
+    times = _times(lambda: simulate(spec, grid, nets=nets, seed=0, dtype=dtype,
                                     workers=workers), repeats)
+    t_gs = statistics.median(times)
     flops = job_flops(spec, points) * nets
     gauss = job_gaussians(spec) * nets
     np_dt = np.float64 if dtype == "float64" else np.float32
     t_limit = (flops / gemm_rate(spec.width, 2 * points, np_dt)
                + gauss / gauss_rate(np_dt))
-    row = {"job": f"{name} {dtype}", "nets": nets, "gradsim_s": t_gs, "limit_s": t_limit,
+    row = {"job": f"{name} {dtype}", "nets": nets, "gradsim_s": t_gs,
+           "gradsim_first_s": times[0], "limit_s": t_limit,
            "gflop": flops / 1e9, "gaussians_M": gauss / 1e6}
     if numpy_ref:
         row["numpy_ref_s"] = _median(lambda: simulate(spec, grid, nets=nets, seed=0,
@@ -217,6 +230,8 @@ def run_rss_job(counts, workers, results):
 
 def _fmt(row):
     parts = [f"{row['job']:32}", f"gradsim {row['gradsim_s']:8.2f} s"]
+    if "gradsim_first_s" in row:
+        parts.append(f"(first {row['gradsim_first_s']:.2f} s)")
     if "limit_s" in row:
         parts.append(f"limit {row['limit_s']:7.2f} s ({row['gradsim_s'] / row['limit_s']:.2f}x)")
     if "numpy_ref_s" in row:

@@ -7,6 +7,11 @@ so ``workers`` processes use ``workers`` cores without oversubscription (two
 multi-threaded BLAS pools on two cores were measured to be slower, see
 ``../shared/PERFORMANCE.md``).  Results come back in network order, with at most
 ``2 * workers`` chunks in flight, so memory is bounded by the chunk size.
+
+The pool is kept between calls: starting a worker (Python, NumPy, numba and the cached
+kernels) takes seconds, so a session that runs many simulations pays it once.  It is
+shut down at exit, by :func:`shutdown`, when a call asks for a different number of
+workers, and after any error or interruption (a fresh pool is started next time).
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ import concurrent.futures
 import multiprocessing
 import os
 
-__all__ = ["check_workers", "ordered_map"]
+__all__ = ["check_workers", "ordered_map", "shutdown"]
 
 _LIMITS = None
+_POOL = None  # (workers, executor) kept between calls
 
 
 def check_workers(workers):
@@ -35,6 +41,31 @@ def _init_worker():
 
     _LIMITS = threadpool_limits(limits=1)
     os.environ["NUMBA_NUM_THREADS"] = "1"
+
+
+def _get_pool(workers):
+    global _POOL
+    if _POOL is not None and _POOL[0] != workers:
+        shutdown()
+    if _POOL is None:
+        ctx = multiprocessing.get_context("spawn")
+        _POOL = (workers, concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker))
+    return _POOL[1]
+
+
+def shutdown(wait=True):
+    """Stop the worker processes kept between calls (started again when next needed).
+
+    Parameters
+    ----------
+    wait : bool
+        Wait for the workers to exit.
+    """
+    global _POOL
+    if _POOL is not None:
+        pool, _POOL = _POOL[1], None
+        pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def ordered_map(fn, tasks, workers):
@@ -55,19 +86,22 @@ def ordered_map(fn, tasks, workers):
         for task in tasks:
             yield fn(*task)
         return
-    ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx,
-                                                initializer=_init_worker) as pool:
-        pending = collections.deque()
-        it = iter(tasks)
-        try:
-            for task in it:
-                pending.append(pool.submit(fn, *task))
-                if len(pending) >= 2 * workers:
-                    yield pending.popleft().result()
-            while pending:
+    pool = _get_pool(workers)
+    pending = collections.deque()
+    try:
+        for task in tasks:
+            pending.append(pool.submit(fn, *task))
+            if len(pending) >= 2 * workers:
                 yield pending.popleft().result()
-        except BaseException:
-            for f in pending:
-                f.cancel()
-            raise
+        while pending:
+            yield pending.popleft().result()
+    except GeneratorExit:  # the consumer stopped early: drop queued work, keep the pool
+        for f in pending:
+            f.cancel()
+        raise
+    except BaseException:
+        # an error or Ctrl-C (which also reaches the workers): start afresh next time
+        for f in pending:
+            f.cancel()
+        shutdown(wait=False)
+        raise

@@ -138,3 +138,28 @@ def test_worker_processes_give_bit_identical_results():
     assert np.array_equal(a, b)
     with pytest.raises(ValueError, match="workers"):
         simulate(spec, grid, nets=2, seed=0, workers=0)
+
+
+def test_worker_pool_is_kept_and_replaced_after_a_worker_dies():
+    """The pool survives between calls; a killed worker breaks that call with an error,
+    and the next call starts a fresh pool and gives the same numbers."""
+    import os
+    import signal
+
+    from gradsim import parallel
+
+    spec, grid = NetSpec(depth=3, width=6), GridSpec(points=16)
+    want = simulate(spec, grid, nets=8, seed=2, chunk=1).grad
+    assert np.array_equal(simulate(spec, grid, nets=8, seed=2, chunk=1, workers=2).grad, want)
+    pool = parallel._POOL[1]
+    assert np.array_equal(simulate(spec, grid, nets=8, seed=2, chunk=3, workers=2).grad, want)
+    assert parallel._POOL[1] is pool
+    for pid in list(pool._processes):
+        os.kill(pid, signal.SIGKILL)
+    with pytest.raises(Exception, match="terminated abruptly|process"):
+        simulate(spec, grid, nets=8, seed=2, workers=2)
+    assert parallel._POOL is None
+    assert np.array_equal(simulate(spec, grid, nets=8, seed=2, workers=2).grad, want)
+    assert parallel._POOL[1] is not pool
+    parallel.shutdown()
+    assert parallel._POOL is None
