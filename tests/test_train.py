@@ -2,6 +2,8 @@
 hand, looks-linear linearity, seeded runs, checkpoints and resume."""
 
 import dataclasses
+import os
+import sys
 import types
 
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gradsim.cli import main
 from gradsim.data import split_digits
 from gradsim.train import (
     FAMILIES,
@@ -218,3 +221,51 @@ def test_digits_split_is_fixed_and_stratified():
     counts = np.bincount(a.y_test, minlength=10)
     assert counts.min() >= 34 and counts.max() <= 38
     np.testing.assert_allclose(a.x_train.mean(axis=0), 0.0, atol=1e-12)
+
+
+def _train_cmd(out, *extra):
+    return [sys.executable, "-m", "gradsim", "train", "--family", "resnet-bn", "--depth", "2",
+            "--width", "8", "--epochs", "3", "--batch", "32", "--track-points", "16",
+            "--track-lines", "2", "--out", str(out), *extra]
+
+
+def test_cli_train_ctrl_c_then_resume_equals_uninterrupted(tmp_path):
+    """SIGINT after the first checkpoint: exit 130, one line naming the checkpoint; the
+    same command then resumes, and the history equals an uninterrupted run's."""
+    pytest.importorskip("sklearn")
+    import signal
+    import subprocess
+    import time
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    full = tmp_path / "full.npz"
+    assert main(["train", *_train_cmd(full, "--quiet")[4:]]) == 0
+    out = tmp_path / "run.npz"
+    ck = tmp_path / "run.npz.ckpt.npz"
+    proc = subprocess.Popen(_train_cmd(out, "--quiet"), stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=tmp_path)
+    deadline = time.time() + 120
+    while not ck.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=120)[1]
+    if proc.returncode == 0:  # finished before the signal arrived: nothing to resume
+        pytest.skip("the run finished before it could be interrupted")
+    assert proc.returncode == 130, err
+    assert "rerun the same command to resume" in err and "Traceback" not in err
+    assert ck.exists() and not out.exists()
+    assert main(_train_cmd(out, "--quiet")[3:]) == 0
+    with np.load(full) as a, np.load(out) as b:
+        for k in a.files:
+            if k != "history.seconds":
+                assert np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f"), k
+
+
+def test_cli_train_bad_input(tmp_path, capsys):
+    assert main(["train", "--depth", "0", "--out", str(tmp_path / "a.npz")]) == 2
+    assert "depth must be an integer in [1, 2000]" in capsys.readouterr().err
+    assert main(["train", "--family", "tanh", "--out", str(tmp_path / "a.npz")]) == 2
+    (tmp_path / "b.npz").write_bytes(b"keep")
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "b.npz")]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert (tmp_path / "b.npz").read_bytes() == b"keep"

@@ -6,10 +6,11 @@
 autocorrelation).  Data: :func:`gradsim.data.load_digits`.
 """
 
-from .loop import History, TrainConfig, evaluate, load_checkpoint, track_lag1, train
+from .loop import Diverged, History, TrainConfig, evaluate, load_checkpoint, track_lag1, train
 from .model import FAMILIES, Model, ModelSpec, init_model, softmax_cross_entropy
 from .optim import OPTIMIZERS, SGD, Adam, make_optimizer
 
-__all__ = ["TrainConfig", "History", "train", "evaluate", "track_lag1", "load_checkpoint",
+__all__ = ["TrainConfig", "History", "Diverged", "train", "evaluate", "track_lag1",
+           "load_checkpoint",
            "FAMILIES", "ModelSpec", "Model", "init_model", "softmax_cross_entropy",
            "OPTIMIZERS", "SGD", "Adam", "make_optimizer"]

@@ -28,7 +28,16 @@ from ..stats import acf_rows
 from .model import ModelSpec, init_model
 from .optim import OPTIMIZERS, make_optimizer
 
-__all__ = ["TrainConfig", "History", "train", "evaluate", "track_lag1", "load_checkpoint"]
+__all__ = ["TrainConfig", "History", "Diverged", "train", "evaluate", "track_lag1",
+           "load_checkpoint"]
+
+
+class Diverged(FloatingPointError):
+    """The training loss became inf or NaN; ``history`` holds the finished epochs."""
+
+    def __init__(self, message, history):
+        super().__init__(message)
+        self.history = history
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,8 +294,8 @@ def train(cfg, data, checkpoint=None, progress=None, backend="numba"):
             idx = order[s * cfg.batch:(s + 1) * cfg.batch]
             loss, grads = model.loss_and_grads(x[idx], y[idx])
             if not np.isfinite(loss):
-                raise FloatingPointError(f"training diverged at epoch {epoch + 1}, step "
-                                         f"{s + 1} (loss {loss}); lower lr")
+                raise Diverged(f"training diverged at epoch {epoch + 1}, step {s + 1} "
+                               f"(loss {loss}); try a lower lr", hist)
             opt.step(model.params, grads)
             losses[s] = loss
             if progress is not None:
