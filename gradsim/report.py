@@ -67,8 +67,11 @@ def _seeds(entries):
     return {n: r.params.get("seed") for n, (r, _, _) in entries.items()}
 
 
-def write_report(out_dir, entries, quick=False, seconds=None):
-    """Write ``report.md`` and ``report.html`` into ``out_dir``; returns their paths."""
+def write_report(out_dir, entries, quick=False, seconds=None, skipped=None):
+    """Write ``report.md`` and ``report.html`` into ``out_dir``; returns their paths.
+
+    ``skipped`` maps experiments that were not run to the reason (a missing extra).
+    """
     from .io import atomic_write
 
     rows = claim_rows(entries)
@@ -78,6 +81,8 @@ def write_report(out_dir, entries, quick=False, seconds=None):
     counts = {v: sum(r.verdict == v for r in rows) for v in ("holds", "fails", "info")}
     summary = (f"{counts['holds']} hold, {counts['fails']} fail, {counts['info']} "
                f"informational")
+    if skipped:
+        summary += "; not run: " + "; ".join(f"{n}, {why}" for n, why in skipped.items())
     md = ["# gradsim reproduction report", "",
           f"Setting: {setting}. Generated {when}"
           + (f" in {seconds:.0f} s." if seconds is not None else "."), "",

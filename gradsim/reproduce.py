@@ -95,6 +95,17 @@ def reproduce(out_dir, quick=False, only=None, overrides=None, progress=None, fo
     names = list(only) if only else list(experiments.NAMES)
     for n in names:
         experiments.get(n)  # unknown names fail before anything is written
+    skipped = {}
+    for n in list(names):
+        missing = experiments.missing_requirements(n)
+        if missing:
+            hint = ", ".join(f"{m} (pip install -e \".[{extra}]\")" for m, extra in missing)
+            if only:
+                raise ValueError(f"experiment {n} needs {hint}")
+            skipped[n] = f"needs {hint}"
+            names.remove(n)
+            if log is not None:
+                log(f"{n}: skipped, {skipped[n]}")
     overrides = overrides or {}
     for n in overrides:
         if n not in names:
@@ -124,5 +135,5 @@ def reproduce(out_dir, quick=False, only=None, overrides=None, progress=None, fo
     except KeyboardInterrupt:
         raise Interrupted(saved, out_dir) from None
     seconds = time.perf_counter() - t_all
-    report = write_report(out_dir, entries, quick=quick, seconds=seconds)
-    return {"entries": entries, "report": report, "seconds": seconds}
+    report = write_report(out_dir, entries, quick=quick, seconds=seconds, skipped=skipped)
+    return {"entries": entries, "report": report, "seconds": seconds, "skipped": skipped}

@@ -37,6 +37,8 @@ TINY = {
     "spectra": dict(width=8, points=16, nets=3, depths=[2, 3], resnet_depth=2),
     "kurtosis": dict(widths=[4], depth=2, nets=20, check_depth=1),
     "paper_model": dict(width=4, depth=3, nets=20, bn_depths=[1, 3]),
+    "training": dict(families="relu,crelu-ll", depths=[1, 3], width=4, epochs=1,
+                     track_points=8, track_lines=1, workers=1),
 }
 
 
@@ -117,6 +119,28 @@ def test_report_verdicts_come_from_the_numbers(tmp_path):
     assert row.rstrip(" |").endswith("fails")
     with open(html) as fh:
         assert "class='fails'" in fh.read()
+
+
+def test_experiment_needing_a_missing_extra_is_skipped_or_refused(tmp_path, monkeypatch):
+    """Without scikit-learn the full run skips the training experiment and says why in
+    the report; asking for it by name is an error that names the extra."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "sklearn" else real(name, *a))
+    assert experiments.missing_requirements("training") == [("sklearn", "digits")]
+    assert experiments.missing_requirements("gradients") == []
+    with pytest.raises(ValueError, match=r"training needs sklearn \(pip install -e"):
+        reproduce(str(tmp_path / "a"), only=["training"])
+    assert not (tmp_path / "a").exists()
+    monkeypatch.setattr(experiments, "NAMES", ("kurtosis", "training"))
+    lines = []
+    res = reproduce(str(tmp_path / "b"), overrides={"kurtosis": _tiny("kurtosis")},
+                    log=lines.append)
+    assert list(res["entries"]) == ["kurtosis"] and "training" in res["skipped"]
+    assert any("training: skipped" in line for line in lines)
+    assert "not run: training, needs sklearn" in (tmp_path / "b" / "report.md").read_text()
 
 
 def test_reproduce_writes_exactly_its_files(tmp_path):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["NAMES", "get", "describe"]
+__all__ = ["NAMES", "get", "describe", "missing_requirements"]
 
 #: Experiment names, in run order.
 NAMES = ("gradients", "covariance", "autocorrelation", "activity", "correlation",
-         "looks_linear", "spectra", "kurtosis", "paper_model")
+         "looks_linear", "spectra", "kurtosis", "paper_model", "training")
 
 
 def get(name):
@@ -26,3 +26,11 @@ def get(name):
 def describe():
     """``[(name, title), ...]`` for ``gradsim list``."""
     return [(n, get(n).TITLE) for n in NAMES]
+
+
+def missing_requirements(name):
+    """``[(module, extra), ...]`` of optional modules experiment ``name`` needs but lacks."""
+    import importlib.util
+
+    req = getattr(get(name), "REQUIRES", {})
+    return [(m, extra) for m, extra in req.items() if importlib.util.find_spec(m) is None]

@@ -1,0 +1,615 @@
+"""Random convolutional ReLU nets (1-D and 2-D) and their input gradients along a line.
+
+A :class:`ConvSpec` describes the net; :func:`sample_conv` draws one; :func:`conv_forward`
+evaluates it on a batch of inputs ``(P, C_in, *input_shape)``; :func:`directional_derivative`
+gives ``d f(x(t)) / dt`` along the line ``x(t) = x0 + t d`` by forward (tangent) mode and
+:func:`input_gradient_conv` gives ``df/dx`` by reverse mode.  Conventions (layout,
+padding, fan-in, the looks-linear delta-orthogonal init, batch norm, readout) are in
+``docs/convnets.md``.
+
+State layout: ``(channels, (1 + D) * P * S)`` with ``S`` spatial positions: the values of
+the ``P`` inputs, then ``D`` tangent blocks (``D = 1`` for a directional derivative), each
+image row-major.  Activations and batch norm are the dense kernels of
+:mod:`gradsim.kernels` with ``p = P * S`` value columns: per-channel batch norm over the
+points and positions is exactly per-row statistics.  Convolutions are im2col
+(:mod:`gradsim.kernels_conv`) and one BLAS product.
+
+Examples
+--------
+>>> spec = ConvSpec(dims=1, depth=3, channels=4, input_shape=(16,))
+>>> ConvSpec.from_json(spec.to_json()) == spec
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+from numbers import Integral
+
+import numpy as np
+
+from ._util import check_memory, get_backend, get_dtype
+from .layers import Activation, BatchNorm, Context, Residual, run_backward, run_forward
+from .spec import MAX_SIZE, JsonData, check_choice, check_int, check_real
+
+__all__ = ["ConvSpec", "ConvNet", "Conv", "CONV_BACKENDS", "CONV_ARCHS", "CONV_ACTIVATIONS",
+           "CONV_INITS", "sample_conv", "conv_forward", "conv_preactivations", "line_inputs",
+           "directional_derivative", "directional_derivative_by_depth",
+           "input_gradient_conv"]
+
+#: Backend name -> module of convolution kernels (activations use :data:`_util.BACKENDS`).
+CONV_BACKENDS = {"numba": "gradsim.kernels_conv", "numpy": "gradsim.reference_conv"}
+CONV_ARCHS = ("feedforward", "resnet")
+CONV_ACTIVATIONS = ("relu", "crelu")
+CONV_INITS = ("he", "looks-linear")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvSpec(JsonData):
+    """A random convolutional ReLU-family net with a scalar output, as data.
+
+    Parameters
+    ----------
+    dims : {1, 2}
+        Spatial dimensions of the input.
+    arch : {'feedforward', 'resnet'}
+        Feedforward: ``h_l = act(BN?(conv_l(h_{l-1}) + b_l))``, ``f = u . h_L``, with a
+        bias on the first conv only.  Resnet: ``x_0 = conv_0(x) + b_0`` (no activation),
+        ``x_l = alpha (x_{l-1} + beta conv_l(act(BN?(x_{l-1}))))``, ``f = u . x_L``.
+    depth : int
+        ``L >= 1`` conv layers (feedforward) or residual blocks (resnet).
+    channels : int
+        ``C >= 1`` channels of every hidden conv (CReLU doubles the features).
+    kernel : int
+        Odd kernel size ``k`` (``k`` taps in 1-D, ``k x k`` in 2-D); stride 1, 'same' zero
+        padding.
+    in_channels : int
+        Input channels (default 1).
+    input_shape : tuple of int
+        ``dims`` positive sizes, e.g. ``(64,)`` or ``(8, 8)``.
+    activation : {'relu', 'crelu'}
+        ``relu'(0) = 0``; CReLU is ``[relu(z); relu(-z)]`` along channels.
+    init : {'he', 'looks-linear'}
+        ``he``: Gaussian weights of variance ``2 / fan_in``, ``fan_in = C_in k^dims``.
+        ``looks-linear`` (CReLU only): every conv consuming CReLU features is ``[K, -K]``
+        along its input channels with ``K`` delta-orthogonal (see ``docs/convnets.md``).
+        The first conv, which sees the raw input, is He in both.
+    batchnorm : bool
+        Batch norm (no affine part) before every activation, per channel over the batch of
+        inputs and all positions, statistics held fixed when differentiating ('frozen').
+    alpha, beta : float
+        Resnet scalings (default 1); must be 1 for feedforward nets.
+    first_bias_var : float
+        Variance ``>= 0`` of the first conv's per-channel bias (default 0: no bias).
+    readout_var : float
+        The readout over all flattened final features is Gaussian with variance
+        ``readout_var / fan_in`` (``fan_in`` = number of features); mirrored ``[v, -v]``
+        on CReLU features for ``looks-linear``.
+    bn_eps : float
+        Added to the batch variance, ``>= 0``; default 1e-5.
+    """
+
+    dims: int = 2
+    arch: str = "feedforward"
+    depth: int = 1
+    channels: int = 16
+    kernel: int = 3
+    in_channels: int = 1
+    input_shape: tuple = (8, 8)
+    activation: str = "relu"
+    init: str = "he"
+    batchnorm: bool = False
+    alpha: float = 1.0
+    beta: float = 1.0
+    first_bias_var: float = 0.0
+    readout_var: float = 1.0
+    bn_eps: float = 1e-5
+    _label = "conv spec"
+
+    def __post_init__(self):
+        put = object.__setattr__
+        put(self, "dims", check_int("dims", self.dims, 1, 2))
+        put(self, "arch", check_choice("arch", self.arch, CONV_ARCHS))
+        put(self, "activation", check_choice("activation", self.activation, CONV_ACTIVATIONS))
+        put(self, "init", check_choice("init", self.init, CONV_INITS))
+        for name in ("depth", "channels", "in_channels"):
+            put(self, name, check_int(name, getattr(self, name)))
+        put(self, "kernel", check_int("kernel", self.kernel))
+        if self.kernel % 2 == 0:
+            raise ValueError(f"kernel must be an odd integer in [1, {MAX_SIZE}], "
+                             f"got {self.kernel}")
+        put(self, "input_shape", _check_shape(self.input_shape, self.dims))
+        put(self, "alpha", check_real("alpha", self.alpha, -1e6, 1e6))
+        put(self, "beta", check_real("beta", self.beta, -1e6, 1e6))
+        put(self, "first_bias_var", check_real("first_bias_var", self.first_bias_var, 0.0, 1e6))
+        put(self, "readout_var",
+            check_real("readout_var", self.readout_var, 0.0, 1e6, lo_open=True))
+        put(self, "bn_eps", check_real("bn_eps", self.bn_eps, 0.0, 1e6))
+        if not isinstance(self.batchnorm, bool):
+            raise ValueError(f"batchnorm must be true or false, got {self.batchnorm!r}")
+        if self.init == "looks-linear" and self.activation != "crelu":
+            raise ValueError("init='looks-linear' needs activation='crelu'")
+        if self.arch != "resnet" and (self.alpha != 1.0 or self.beta != 1.0):
+            raise ValueError("alpha and beta apply only to arch='resnet'")
+
+    @property
+    def features(self):
+        """Channels an activation outputs (``2 C`` for CReLU)."""
+        return 2 * self.channels if self.activation == "crelu" else self.channels
+
+    @property
+    def spatial(self):
+        """Number of positions ``S`` of one input."""
+        return math.prod(self.input_shape)
+
+    @property
+    def grid(self):
+        """``(H, W)``: a 1-D input of length ``L`` is the image ``(1, L)``."""
+        return (1, *self.input_shape) if self.dims == 1 else tuple(self.input_shape)
+
+    @property
+    def kernel_shape(self):
+        """``(kh, kw)``: ``(1, k)`` in 1-D, ``(k, k)`` in 2-D."""
+        return (1, self.kernel) if self.dims == 1 else (self.kernel, self.kernel)
+
+    @property
+    def out_channels(self):
+        """Channels of the last state (what the readout sees)."""
+        return self.features if self.arch == "feedforward" else self.channels
+
+
+def _check_shape(shape, dims):
+    """``input_shape`` as a tuple of ``dims`` integers in ``[1, MAX_SIZE]``."""
+    msg = f"input_shape must be a tuple of {dims} integers in [1, {MAX_SIZE}], got {shape!r}"
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != dims:
+        raise ValueError(msg)
+    if not all(isinstance(v, Integral) and not isinstance(v, bool) for v in shape):
+        raise ValueError(msg)
+    if not all(1 <= int(v) <= MAX_SIZE for v in shape):
+        raise ValueError(msg)
+    return tuple(int(v) for v in shape)
+
+
+#: Elements of the im2col columns built at a time: a conv runs over the images of a state
+#: in chunks of about this many (rows x columns), so the columns stay in cache and no pass
+#: allocates an array the size of the whole state times the kernel taps.
+CHUNK_ELEMENTS = 2**20
+
+
+@dataclasses.dataclass
+class _ConvContext(Context):
+    """:class:`gradsim.layers.Context` plus the convolution kernel module."""
+
+    conv: object = None
+
+
+def _modules(backend):
+    """``(activation kernels, convolution kernels)`` for a backend name."""
+    if backend not in CONV_BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(CONV_BACKENDS)}; got {backend!r}")
+    return get_backend(backend), importlib.import_module(CONV_BACKENDS[backend])
+
+
+@dataclasses.dataclass
+class Conv:
+    """``z = K * s + b``: cross-correlation, stride 1, zero 'same' padding; bias on values.
+
+    Attributes
+    ----------
+    w : ndarray, shape (C_out, C_in * kh * kw)
+        The kernel ``K[o, c, a, b]`` flattened in im2col row order.
+    b : ndarray, shape (C_out,) or None
+    grid : tuple of int
+        ``(H, W)``.
+    kernel : tuple of int
+        ``(kh, kw)``.
+    half : ndarray, shape (C_out, C_in / 2), or None
+        For a looks-linear ``[K, -K]``, the centre tap of ``K``.
+    """
+
+    w: np.ndarray
+    b: np.ndarray | None
+    grid: tuple
+    kernel: tuple
+    half: np.ndarray | None = None
+
+    def _runs(self, n):
+        """``(first, count)`` runs of images, ``count * H * W * rows <~ CHUNK_ELEMENTS``."""
+        per = max(1, CHUNK_ELEMENTS // (self.w.shape[1] * self.grid[0] * self.grid[1]))
+        return [(first, min(per, n - first)) for first in range(0, n, per)], per
+
+    def forward(self, s, ctx):
+        """New state ``(C_out, n H W)`` from state ``(C_in, n H W)``; no cache."""
+        hw = self.grid[0] * self.grid[1]
+        runs, per = self._runs(s.shape[1] // hw)
+        buf = np.empty(self.w.shape[1] * per * hw, dtype=s.dtype)
+        z = np.empty((self.w.shape[0], s.shape[1]), dtype=s.dtype)
+        for first, m in runs:
+            cols = buf[: self.w.shape[1] * m * hw].reshape(self.w.shape[1], m * hw)
+            ctx.conv.im2col(s, *self.grid, *self.kernel, first, cols)
+            z[:, first * hw:(first + m) * hw] = self.w @ cols
+        if self.b is not None:
+            z[:, : ctx.p] += self.b[:, None]
+        return z, None
+
+    def backward(self, g, cache, ctx):
+        """Cotangent ``(C_in, P H W)`` from ``(C_out, P H W)``: ``col2im(K^T g)``."""
+        hw = self.grid[0] * self.grid[1]
+        taps = self.kernel[0] * self.kernel[1]
+        out = np.empty((self.w.shape[1] // taps, g.shape[1]), dtype=g.dtype)
+        runs, _ = self._runs(g.shape[1] // hw)
+        for first, m in runs:
+            cols = np.ascontiguousarray(self.w.T @ g[:, first * hw:(first + m) * hw])
+            ctx.conv.col2im(cols, *self.grid, *self.kernel, first, out)
+        return out
+
+
+@dataclasses.dataclass
+class ConvNet:
+    """One sampled convolutional net.
+
+    Attributes
+    ----------
+    spec : ConvSpec
+    layers : list
+        :class:`Conv` and :mod:`gradsim.layers` layers, applied in order.
+    readout : ndarray, shape (C_out, S)
+        ``f = sum_{c, s} readout[c, s] h[c, s]`` over the last state.
+    readout_half : ndarray or None
+        For a mirrored readout ``[v; -v]``, ``v``.
+    bounds : list of int
+        ``bounds[l - 1]``: index in ``layers`` of the last layer of the depth-``l`` prefix.
+    taps : list of ndarray or None
+        Readouts of the prefixes of depths ``1 .. L - 1`` (``sample_conv(..., taps=True)``).
+    """
+
+    spec: ConvSpec
+    layers: list
+    readout: np.ndarray
+    readout_half: np.ndarray | None = None
+    bounds: list = dataclasses.field(default_factory=list)
+    taps: list | None = None
+
+    @property
+    def dtype(self):
+        """Floating dtype of the parameters."""
+        return self.readout.dtype
+
+
+def _orthogonal(rng, n, dtype):
+    """An ``n x n`` orthogonal matrix: QR of a Gaussian, signs of ``diag(R)`` moved into
+    ``Q`` (Haar-distributed; as :mod:`gradsim.nets` does)."""
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    d = np.sign(np.diag(r))
+    d[d == 0] = 1.0
+    return np.ascontiguousarray(q * d, dtype=dtype)
+
+
+class _Sampler:
+    """Draws one net's parameters, layer by layer (weights before biases), from one stream."""
+
+    def __init__(self, spec, rng, dtype):
+        self.spec, self.rng, self.dtype = spec, rng, dtype
+
+    def conv(self, c_in, consumes_act, bias_var=0.0):
+        s = self.spec
+        taps = s.kernel ** s.dims
+        half = None
+        if consumes_act and s.init == "looks-linear":
+            half = _orthogonal(self.rng, s.channels, self.dtype)
+            k = np.zeros((s.channels, c_in, taps), dtype=self.dtype)
+            k[:, : s.channels, taps // 2] = half
+            k[:, s.channels:, taps // 2] = -half
+            w = k.reshape(s.channels, c_in * taps)
+        else:
+            fan_in = c_in * taps
+            w = self.rng.standard_normal((s.channels, fan_in), dtype=self.dtype)
+            w *= self.dtype(math.sqrt(2.0 / fan_in))
+        b = None
+        if bias_var > 0:
+            b = self.rng.standard_normal(s.channels, dtype=self.dtype)
+            b *= self.dtype(math.sqrt(bias_var))
+        return Conv(w, b, s.grid, s.kernel_shape, half)
+
+    def readout(self, channels, consumes_act):
+        s = self.spec
+        fan_in = channels * s.spatial
+        sd = self.dtype(math.sqrt(s.readout_var / fan_in))
+        if consumes_act and s.init == "looks-linear":
+            v = self.rng.standard_normal((channels // 2, s.spatial), dtype=self.dtype) * sd
+            return np.concatenate([v, -v]), v
+        return self.rng.standard_normal((channels, s.spatial), dtype=self.dtype) * sd, None
+
+
+def _act_block(spec):
+    act = Activation("relu", 1.0, 0.0) if spec.activation == "relu" else Activation("crelu")
+    return ([BatchNorm(spec.bn_eps, False)] if spec.batchnorm else []) + [act]
+
+
+def _check_parameters(spec, itemsize):
+    taps = spec.kernel ** spec.dims
+    count = (spec.depth + 1) * spec.channels * (max(spec.features, spec.in_channels) * taps + 1)
+    count += spec.depth * spec.features * spec.spatial  # readout and taps
+    check_memory(count * itemsize, "the conv net's parameters (channels, kernel, depth, "
+                                   "input_shape)")
+
+
+def sample_conv(spec, rng, dtype=np.float64, taps=False):
+    """Draw one convolutional net's parameters.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+    rng : numpy.random.Generator
+        The net's own stream.  Parameters are drawn layer by layer in network order,
+        weights before biases (a zero bias variance draws nothing), then the readout,
+        then (``taps=True``) the prefix readouts, so taps never change the net.
+    dtype : {'float64', 'float32'}
+    taps : bool
+        Also draw an independent readout for every shorter prefix (depths ``1 .. L - 1``);
+        each prefix with its tap readout is distributed as a net of that depth.
+
+    Returns
+    -------
+    ConvNet
+    """
+    if not isinstance(spec, ConvSpec):
+        raise ValueError(f"spec must be a ConvSpec, got {type(spec).__name__}")
+    dtype = get_dtype(dtype)
+    _check_parameters(spec, np.dtype(dtype).itemsize)
+    draw = _Sampler(spec, rng, dtype)
+    s = spec
+    layers, bounds = [draw.conv(s.in_channels, False, s.first_bias_var)], []
+    feedforward = s.arch == "feedforward"
+    for depth in range(s.depth):
+        if feedforward:
+            if depth > 0:
+                layers.append(draw.conv(s.features, True))
+            layers += _act_block(s)
+        else:
+            layers.append(Residual(_act_block(s) + [draw.conv(s.features, True)],
+                                   s.alpha, s.beta))
+        bounds.append(len(layers) - 1)
+    readout, half = draw.readout(s.out_channels, feedforward)
+    tap = None
+    if taps:
+        tap = [draw.readout(s.out_channels, feedforward)[0] for _ in range(s.depth - 1)]
+    return ConvNet(spec, layers, readout, half, bounds, tap)
+
+
+def _check_net(net):
+    if not isinstance(net, ConvNet):
+        raise ValueError(f"net must be a ConvNet, got {type(net).__name__}")
+
+
+def _check_real_array(name, a):
+    a = np.asarray(a)
+    real = np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
+    if not real or not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must contain only finite real numbers")
+    return a
+
+
+def _check_batch(net, x, name="x"):
+    """``x`` as a contiguous ``(P, C_in, *input_shape)`` array of the net's dtype."""
+    _check_net(net)
+    s = net.spec
+    x = np.asarray(x)
+    want = (s.in_channels, *s.input_shape)
+    if x.ndim != 2 + s.dims or x.shape[1:] != want or x.shape[0] < 1:
+        raise ValueError(f"{name} must have shape (points, {', '.join(map(str, want))}) "
+                         f"with points >= 1, got {x.shape}")
+    x = _check_real_array(name, x)
+    if s.batchnorm and x.shape[0] * s.spatial < 2:
+        raise ValueError("batch norm needs at least 2 values per channel (points * positions "
+                         ">= 2)")
+    return np.ascontiguousarray(x, dtype=net.dtype)
+
+
+def _check_pass(net, points, blocks, tape=False):
+    """Memory guard for a pass over ``points`` inputs carrying ``blocks`` column blocks.
+
+    A pass holds a few states of ``blocks * points * S`` columns at once (convolutions
+    run in chunks of :data:`CHUNK_ELEMENTS`); reverse mode also keeps the values before
+    every activation and batch norm.
+    """
+    s = net.spec
+    cols = blocks * points * s.spatial
+    width = max(s.in_channels, s.features)
+    tape_cols = 2 * (s.depth + 1) * points * s.spatial if tape else 0
+    nbytes = net.dtype.itemsize * (4 * width * cols + s.features * tape_cols + CHUNK_ELEMENTS)
+    check_memory(nbytes, f"a conv pass over {points} inputs of shape {s.input_shape} "
+                         "(points, input_shape, channels)")
+
+
+def _to_state(x):
+    """``(P, C, *shape)`` -> state ``(C, P * S)``."""
+    p, c = x.shape[:2]
+    return np.ascontiguousarray(x.reshape(p, c, -1).transpose(1, 0, 2).reshape(c, -1))
+
+
+def _from_state(s, p, shape):
+    """State ``(C, P * S)`` -> ``(P, C, *shape)``."""
+    c = s.shape[0]
+    return np.ascontiguousarray(s.reshape(c, p, -1).transpose(1, 0, 2).reshape(p, c, *shape))
+
+
+def _read(readout, s):
+    """``f`` at every image of the state: ``(C, n * S)`` -> ``(n,)``."""
+    c, spatial = readout.shape
+    return np.matmul(s.reshape(c, -1, spatial), readout[:, :, None])[:, :, 0].sum(axis=0)
+
+
+def _context(net, points, backend, **kw):
+    kern, conv = _modules(backend)
+    return _ConvContext(points * net.spec.spatial, kern, conv=conv, **kw)
+
+
+def _values_pass(net, x, backend, stats_from, record):
+    x = _check_batch(net, x)
+    _check_pass(net, x.shape[0], 1)
+    ctx = _context(net, x.shape[0], backend)
+    if stats_from is not None and net.spec.batchnorm:
+        ref = _check_batch(net, stats_from, "stats_from")
+        if ref.shape != x.shape:
+            raise ValueError(f"stats_from must have the shape of x {x.shape}, got {ref.shape}")
+        ctx.bn_record = []
+        run_forward(net.layers, _to_state(ref), ctx)
+        ctx.bn_record, ctx.bn_replay = None, iter(ctx.bn_record)
+    ctx.preacts = [] if record else None
+    s, _ = run_forward(net.layers, _to_state(x), ctx)
+    return _read(net.readout, s), ctx.preacts, x.shape[0]
+
+
+def conv_forward(net, x, backend="numba", stats_from=None):
+    """Net output at every input.
+
+    Parameters
+    ----------
+    net : ConvNet
+    x : array_like, shape (P, C_in, *input_shape)
+    backend : {'numba', 'numpy'}
+    stats_from : array_like, shape (P, C_in, *input_shape), optional
+        Take every batch-norm statistic from this batch instead of ``x`` and hold it
+        fixed: the function whose derivative the frozen convention computes.
+
+    Returns
+    -------
+    ndarray, shape (P,)
+    """
+    return _values_pass(net, x, backend, stats_from, False)[0]
+
+
+def conv_preactivations(net, x, backend="numba", stats_from=None):
+    """Inputs of every activation (after batch norm), in network order.
+
+    Parameters are as for :func:`conv_forward`.
+
+    Returns
+    -------
+    list of ndarray, each of shape (P, C, *input_shape)
+        One per activation site; a unit is active where its entry is > 0.
+    """
+    _, pre, p = _values_pass(net, x, backend, stats_from, True)
+    return [_from_state(np.ascontiguousarray(z), p, net.spec.input_shape) for z in pre]
+
+
+def _check_line(x0, direction, t):
+    """``x0``, ``direction`` (same shape) and ``t`` ``(T >= 1,)`` as finite float64 arrays."""
+    x0 = _check_real_array("x0", x0).astype(np.float64, copy=False)
+    d = _check_real_array("direction", direction).astype(np.float64, copy=False)
+    if d.shape != x0.shape:
+        raise ValueError(f"direction must have the shape of x0 {x0.shape}, got {d.shape}")
+    t = _check_real_array("t", t).astype(np.float64, copy=False)
+    if t.ndim != 1 or t.size < 1:
+        raise ValueError(f"t must have shape (T,) with T >= 1, got {t.shape}")
+    return x0, d, t
+
+
+def line_inputs(x0, direction, t):
+    """Inputs along the line ``x(t) = x0 + t d``.
+
+    Parameters
+    ----------
+    x0, direction : array_like, same shape ``shape``
+    t : array_like, shape (T,)
+
+    Returns
+    -------
+    ndarray, shape (T, *shape)
+    """
+    x0, d, t = _check_line(x0, direction, t)
+    return x0[None] + t.reshape(-1, *([1] * x0.ndim)) * d[None]
+
+
+def _line_state(net, x0, direction, t):
+    """Validated line: state ``(C_in, 2 T S)`` (values then the tangent ``d``), and ``T``."""
+    _check_net(net)
+    want = (net.spec.in_channels, *net.spec.input_shape)
+    for name, a in (("x0", x0), ("direction", direction)):
+        if np.shape(a) != want:
+            raise ValueError(f"{name} must have shape {want}, got {np.shape(a)}")
+    x0, d, t = _check_line(x0, direction, t)
+    _check_pass(net, t.size, 2)
+    x = _check_batch(net, line_inputs(x0, d, t))
+    d = np.broadcast_to(d.astype(net.dtype), x.shape)
+    return np.ascontiguousarray(np.concatenate([_to_state(x), _to_state(d)], axis=1)), t.size
+
+
+def directional_derivative(net, x0, direction, t, backend="numba"):
+    """``d f(x(t)) / dt = df/dx(x(t)) . d`` at every ``t``, by forward (tangent) mode.
+
+    The tangent ``d`` travels beside the values in the same matrix products; ReLU masks
+    come from the values and batch norm (statistics over the ``T`` line inputs and all
+    positions) is frozen, so its tangent is the tangent times ``1 / sqrt(var + eps)``.
+
+    Parameters
+    ----------
+    net : ConvNet
+    x0, direction : array_like, shape (C_in, *input_shape)
+    t : array_like, shape (T,)
+    backend : {'numba', 'numpy'}
+
+    Returns
+    -------
+    ndarray, shape (T,)
+    """
+    s, p = _line_state(net, x0, direction, t)
+    s, _ = run_forward(net.layers, s, _context(net, p, backend))
+    return _read(net.readout, s)[p:]
+
+
+def directional_derivative_by_depth(net, x0, direction, t, backend="numba"):
+    """Directional derivatives of every prefix of ``net``, depths ``1 .. L``, in one pass.
+
+    Parameters
+    ----------
+    net : ConvNet
+        Sampled with ``taps=True``.
+    x0, direction, t, backend
+        As for :func:`directional_derivative`.
+
+    Returns
+    -------
+    ndarray, shape (L, T)
+        ``[l - 1]``: the depth-``l`` prefix with its tap readout; ``[L - 1]`` equals
+        :func:`directional_derivative`.
+    """
+    _check_net(net)
+    if net.taps is None:
+        raise ValueError("net has no tap readouts: sample it with taps=True")
+    s, p = _line_state(net, x0, direction, t)
+    ctx = _context(net, p, backend)
+    readouts = net.taps + [net.readout]
+    out = np.empty((len(readouts), p), dtype=net.dtype)
+    depth = 0
+    for i, layer in enumerate(net.layers):
+        s, _ = layer.forward(s, ctx)
+        if depth < len(readouts) and i == net.bounds[depth]:
+            out[depth] = _read(readouts[depth], s)[p:]
+            depth += 1
+    return out
+
+
+def input_gradient_conv(net, x, backend="numba"):
+    """``df/dx`` at every input, by reverse mode (batch-norm statistics frozen).
+
+    Parameters
+    ----------
+    net : ConvNet
+    x : array_like, shape (P, C_in, *input_shape)
+    backend : {'numba', 'numpy'}
+
+    Returns
+    -------
+    ndarray, shape (P, C_in, *input_shape)
+    """
+    x = _check_batch(net, x)
+    p = x.shape[0]
+    _check_pass(net, p, 1, tape=True)
+    ctx = _context(net, p, backend, tape=True)
+    _, caches = run_forward(net.layers, _to_state(x), ctx)
+    g = np.ascontiguousarray(np.tile(net.readout, (1, p)))
+    return _from_state(run_backward(net.layers, caches, g, ctx), p, net.spec.input_shape)
