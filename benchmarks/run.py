@@ -105,15 +105,13 @@ def _draw(count, dtype):
     return time.perf_counter() - t0
 
 
-def gauss_rate(dtype, seconds_hint=2e7):
-    """Gaussians per second with one generator per core in spawned processes."""
+def gauss_rate(dtype, seconds_hint=1e7):
+    """Gaussians per second with one generator per core in spawned processes (median of 3)."""
     count = int(seconds_hint)
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(CORES) as pool:
         pool.starmap(_draw, [(1000, dtype)] * CORES)  # start-up
-        t0 = time.perf_counter()
-        pool.starmap(_draw, [(count, dtype)] * CORES)
-        wall = time.perf_counter() - t0
+        wall = _median(lambda: pool.starmap(_draw, [(count, dtype)] * CORES), 3)
     return CORES * count / wall
 
 
@@ -210,6 +208,8 @@ from gradsim import NetSpec, GridSpec, simulate
 spec = NetSpec(depth=50, width=200, batchnorm=True)
 sim = simulate(spec, GridSpec(points=256), nets=int(sys.argv[1]), seed=0, keep=False,
                moments=True, acf=True, spectrum=True, workers=int(sys.argv[2]))
+from gradsim import parallel
+parallel.shutdown()  # reap the pool's workers so that RUSAGE_CHILDREN counts them
 # VmHWM is this process's own high-water mark; ru_maxrss would also count the parent's
 # memory copied by fork before exec (Linux keeps it across exec)
 hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
