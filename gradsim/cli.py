@@ -107,10 +107,12 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     from .cli_experiments import add_commands
+    from .cli_sweep import add_command as add_sweep
     from .cli_train import add_command as add_train
 
     add_commands(sub)
     add_train(sub)
+    add_sweep(sub)
     sim = sub.add_parser("simulate", help="input gradients of many random networks -> .npz",
                          description="Simulate df/dx on a grid for many random networks and "
                                      "write x, grad and spec to an .npz file.")

@@ -383,6 +383,8 @@ def test_experiment_runs_saves_loads_plots_and_claims(tmp_path):
 
     params = resolve(convnets, quick=True, overrides=dict(
         channels=1, points=8, nets=2, depths=[1, 2]))
+    t = convnets.line(params)[2]
+    assert t.size == 8 and t.min() > -1 and t.max() < 1 and not np.any(t == 0)  # off kinks
     res = convnets.run(params)
     for key, arr in res.arrays.items():
         assert np.all(np.isfinite(np.asarray(arr, dtype=float))), key
@@ -397,3 +399,28 @@ def test_experiment_runs_saves_loads_plots_and_claims(tmp_path):
     assert claims and all(c.verdict in ("holds", "fails", "info") for c in claims)
     ll = [c for c in claims if c.target == "CV4"]
     assert len(ll) == 1 and ll[0].verdict == "holds"  # exact at any size
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("points", "7", "points must be even"), ("kernel", "4", "kernel must be odd"),
+    ("target", "0", "image and target must differ"), ("depths", "5,2", "increasing"),
+    ("nets", "1", "nets must be in"),
+])
+def test_experiment_parameter_checks(key, value, match):
+    from gradsim.experiments import convnets
+    from gradsim.experiments.base import resolve
+
+    with pytest.raises(ValueError, match=match):
+        resolve(convnets, overrides={key: value})
+
+
+def test_experiment_without_sklearn_raises_the_data_import_error(monkeypatch):
+    """No silent substitute for the digits: run() raises gradsim.data's ImportError."""
+    import sys
+
+    from gradsim.experiments import convnets
+    from gradsim.experiments.base import resolve
+
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match="scikit-learn"):
+        convnets.run(resolve(convnets, quick=True))

@@ -37,6 +37,7 @@ TINY = {
     "spectra": dict(width=8, points=16, nets=3, depths=[2, 3], resnet_depth=2),
     "kurtosis": dict(widths=[4], depth=2, nets=20, check_depth=1),
     "paper_model": dict(width=4, depth=3, nets=20, bn_depths=[1, 3]),
+    "convnets": dict(channels=1, points=8, nets=2, depths=[1, 2]),
     "training": dict(families="relu,crelu-ll", depths=[1, 3], width=4, epochs=1,
                      track_points=8, track_lines=1, workers=1),
 }

@@ -13,7 +13,7 @@ __all__ = ["NAMES", "get", "describe", "missing_requirements"]
 
 #: Experiment names, in run order.
 NAMES = ("gradients", "covariance", "autocorrelation", "activity", "correlation",
-         "looks_linear", "spectra", "kurtosis", "paper_model", "training")
+         "looks_linear", "spectra", "kurtosis", "paper_model", "convnets", "training")
 
 
 def get(name):

@@ -5,10 +5,10 @@ batch-normalised residual convnet (beta = 1) and a CReLU looks-linear convnet.
 The line is ``x(t) = x0 + t (x1 - x0)``: ``x0`` and ``x1`` are digit images (pixels in
 [0, 1], scikit-learn's digits; without scikit-learn :func:`run` raises its ImportError),
 so ``t = 0`` is one digit and ``t = 1`` the other.  ``t`` runs over the midpoints of
-``points`` equal cells of [-1, 1] (``points`` even), which avoids ``t = 0`` and
-``t = +-1``: there ``x(t)`` is a digit or ``2 x0 - x1`` and whole 3 x 3 patches of
-background are exactly 0 while the direction is not, so every unit they feed sits exactly
-on its kink (see ``docs/convnets.md``).  Each network's prefixes of every depth are read
+``points`` equal cells of [-1, 1] (``points`` even), which avoids ``t = 0`` and ``t = 1``,
+where ``x(t)`` is a digit whose background has whole 3 x 3 patches exactly 0 where the
+direction is not, so that every unit they feed sits exactly on its kink (and ``t = -1``;
+see ``docs/convnets.md``).  Each network's prefixes of every depth are read
 off one pass (depth taps), so curves over depth share weights within a family.
 """
 
@@ -29,9 +29,11 @@ from .common import NULL_PROGRESS, acf_estimate, fmt, fmt_est
 
 NAME = "convnets"
 TITLE = "Convolutional nets on digits: lag-1 of d f(x(t)) / dt versus depth"
-DEFAULTS = {"channels": 8, "kernel": 3, "points": 256, "nets": 4,
+DEFAULTS = {"channels": 8, "kernel": 3, "points": 256, "nets": 8,
             "depths": [2, 5, 10, 20, 50], "image": 0, "target": 1, "seed": 12}
-QUICK = {"points": 128, "nets": 3, "depths": [2, 4, 8, 16]}
+QUICK = {"points": 128, "nets": 6, "depths": [2, 5, 10, 20]}
+#: Optional modules this experiment needs -> the extra that installs them.
+REQUIRES = {"sklearn": "digits"}
 
 FAMILIES = {  # name -> (label, ConvSpec keywords)
     "plain": ("plain ReLU convnet", dict()),
@@ -104,7 +106,8 @@ def run(params, progress=NULL_PROGRESS):
     for k, (name, (_, kw)) in enumerate(FAMILIES.items()):
         g = _family(params, k, kw, x0, d, t, progress, f"{NAME}: {name}")
         lag = np.array([lag1_rows(g[:, j]) for j in range(g.shape[1])])  # (depths, nets)
-        spread = np.abs(g - g[..., :1]).max(axis=2) / np.abs(g).max(axis=2)
+        dev, scale = np.abs(g - g[..., :1]).max(axis=2), np.abs(g).max(axis=2)
+        spread = np.divide(dev, scale, out=np.zeros_like(dev), where=scale > 0)
         arrays[f"lag1_{name}"] = lag.mean(axis=1)
         arrays[f"lag1_se_{name}"] = lag.std(axis=1, ddof=1) / math.sqrt(nets)
         arrays[f"spread_{name}"] = spread.max(axis=0)
@@ -140,6 +143,7 @@ def plot(results):
                 f"{prm['nets']} nets, {prm['channels']} channels", fontsize=9)
     a.legend(fontsize=7, loc="lower left")
     b.set_yticks([])
+    b.set_ylim(-len(FAMILIES) + 0.4, 0.7)
     b.set_xlabel("t  (x(t) = x0 + t (x1 - x0))")
     b.set_title(f"one net per family, depth {int(depths[-1])}, centred and scaled",
                 fontsize=9)

@@ -1,0 +1,986 @@
+"""Resumable parameter sweeps: a TOML file -> cells -> one results file per cell.
+
+A sweep file names a base :class:`~gradsim.spec.NetSpec` (``[spec]``), a grid
+(``[grid]``), axes (``[axes]``: NetSpec field -> list of values) whose Cartesian product
+gives the cells, the networks per cell and the statistics and theories to keep
+(``docs/sweeps.md`` lists every key).  :func:`load_sweep` validates all of it before
+anything is written.  :func:`run_sweep` computes the missing cells, in process or on
+Dask, writes each finished cell atomically as it arrives, and then a summary (CSV,
+JSON) and one figure per statistic.  Rerunning resumes: cell files that match the sweep
+are kept, the others are computed.
+
+Cell ``c`` with spec ``S`` draws its networks from ``cell_seed(seed, S)``: a seed
+spawned from the sweep seed and a hash of ``S`` alone, so a cell's numbers do not depend
+on the other cells, on the order of the axes or their values, on the engine or on the
+chunk size, bit for bit.  :func:`compute_cell` is a pure function of the cell, so Dask
+may rerun it on another worker when one dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import functools
+import hashlib
+import io
+import itertools
+import json
+import math
+import os
+import re
+import time
+
+import numpy as np
+
+from ._util import check_memory
+from .compare import MODELS, compare, predict
+from .grids import GridSpec
+from .io import atomic_write
+from .montecarlo import MAX_NETS, iter_chunks, network_bytes
+from .spec import NetSpec, check_int, check_real
+from .stats import Estimate, Moments, Stream, acf_rows
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["Sweep", "Cell", "SweepResult", "STATISTICS", "load_sweep", "parse_sweep",
+           "cell_seed", "compute_cell", "run_sweep", "sweep_status", "MAX_CELLS",
+           "MAX_ENTRIES"]
+
+#: Statistics a sweep can keep (pair statistics at two grid points, and lag-1 along it).
+STATISTICS = ("variance", "covariance", "correlation", "lag1")
+_PAIR_STATS = ("variance", "covariance", "correlation")
+#: Upper bound on the number of cells (each is one file).
+MAX_CELLS = 10_000
+#: Upper bound on gradient entries computed by a sweep (cells x nets x points x input_dim).
+MAX_ENTRIES = 10**11
+FORMAT, CELL_FORMAT = "gradsim-sweep-1", "gradsim-sweep-cell-1"
+INDEX, CELL_DIR, LOCK = "sweep.json", "cells", ".sweep.lock"
+_FIELDS = {f.name: f.default for f in dataclasses.fields(NetSpec)}
+_GRID_NAMES = {"kind": "grid", "points": "points", "lo": "range lo", "hi": "range hi",
+               "seed": "grid seed", "radius": "radius"}
+_TOP = ("spec", "grid", "axes", "nets", "seed", "chunk", "statistics", "theory", "pair",
+        "gp_nets", "skip_invalid", "x_axis", "figures")
+_FORMATS = ("png", "pdf", "svg")
+_STYLES = {"exact": "--", "paper": ":", "independence": "-."}
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One point of the sweep: its position in the product order, axis values and spec."""
+
+    index: int
+    params: dict
+    spec: NetSpec
+    grid: GridSpec
+    seed: int
+
+    @property
+    def id(self):
+        """File stem, ``cell-0012``."""
+        return f"cell-{self.index:04d}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """A validated sweep file (build with :func:`load_sweep` or :func:`parse_sweep`).
+
+    ``cells`` are the valid cells in product order (the last axis varies fastest);
+    ``skipped`` lists ``(params, reason)`` of invalid ones left out by ``skip_invalid``.
+    """
+
+    spec: dict
+    grid: dict
+    axes: tuple
+    nets: int
+    seed: int
+    chunk: int
+    statistics: tuple
+    theory: tuple
+    pair: tuple | None
+    pair_index: tuple
+    gp_nets: int
+    skip_invalid: bool
+    x_axis: str
+    figures: tuple
+    cells: tuple
+    skipped: tuple
+
+    def canonical(self):
+        """The sweep's content as plain data: what its hash covers.
+
+        ``chunk`` and ``figures`` are left out: they change no number.
+        """
+        base = {k: v for k, v in self.spec.items() if v != _FIELDS[k]}
+        return {"format": FORMAT, "spec": base, "grid": self.grid,
+                "axes": [[n, list(v)] for n, v in self.axes], "nets": self.nets,
+                "seed": self.seed, "statistics": list(self.statistics),
+                "theory": list(self.theory), "pair": None if self.pair is None else
+                list(self.pair), "pair_index": list(self.pair_index), "gp_nets": self.gp_nets,
+                "skip_invalid": self.skip_invalid, "x_axis": self.x_axis}
+
+    @functools.cached_property
+    def digest(self):
+        """SHA-256 of :meth:`canonical` as sorted, compact JSON."""
+        return hashlib.sha256(_dumps(self.canonical()).encode()).hexdigest()
+
+
+@dataclasses.dataclass
+class SweepResult:
+    """What :func:`run_sweep` did: cells computed now and reused, records and outputs."""
+
+    out_dir: str
+    total: int
+    computed: int
+    reused: int
+    skipped: int
+    records: list
+    outputs: list
+
+
+def _dumps(data):
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def load_sweep(path):
+    """Read and validate a sweep file.
+
+    Parameters
+    ----------
+    path : path
+        A TOML file (``docs/sweeps.md`` lists its keys).
+
+    Returns
+    -------
+    Sweep
+
+    Raises
+    ------
+    ValueError
+        If the file is missing, not UTF-8 TOML, or not a valid sweep (the message names
+        the key, as for :func:`parse_sweep`).
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such sweep file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a directory, not a sweep file") from None
+    return parse_sweep(raw, source=path)
+
+
+def _toml(text, source):
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise ValueError(f"{source}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{source}: not valid TOML: {exc}") from None
+
+
+def parse_sweep(data, source="sweep"):
+    """Validate a sweep given as TOML text (str or bytes) or as a dict.
+
+    Returns
+    -------
+    Sweep
+
+    Raises
+    ------
+    ValueError
+        Naming the key: unknown keys, bad values, empty axes, invalid cells, or sizes
+        beyond :data:`MAX_CELLS`, :data:`MAX_ENTRIES` or the available memory.
+    """
+    if isinstance(data, (str, bytes)):
+        data = _toml(data, source)
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: must be a table of keys")
+    for key in data:
+        if key not in _TOP:
+            raise ValueError(f"{key}: unknown key; known keys: {', '.join(_TOP)}")
+    for key in ("nets", "axes"):
+        if key not in data:
+            raise ValueError(f"{key}: missing (required)")
+    base = _spec_table(data.get("spec", {}))
+    grid = _grid_table(data.get("grid", {}))
+    axes = _axes_table(data["axes"], base)
+    pair, pair_index = _pair(data.get("pair"), grid)
+    stats = _names("statistics", data.get("statistics", list(STATISTICS)), STATISTICS)
+    theory = data.get("theory", ["exact", "paper"])
+    theory = () if theory in ("none", []) else _names("theory", theory, MODELS)
+    x_axis = data.get("x_axis", max((n for n, _ in axes), key=lambda n: len(dict(axes)[n])))
+    if not isinstance(x_axis, str) or x_axis not in dict(axes):
+        raise ValueError(f"x_axis: must name an axis ({', '.join(n for n, _ in axes)}), "
+                         f"got {x_axis!r}")
+    skip = data.get("skip_invalid", False)
+    if not isinstance(skip, bool):
+        raise ValueError(f"skip_invalid: must be true or false, got {skip!r}")
+    seed = _int("seed", data.get("seed", 0), 0, 2**63 - 1)
+    figures = data.get("figures", ["png", "pdf"])
+    figures = () if figures == [] else _names("figures", figures, _FORMATS)
+    grid = {k: v for k, v in grid.to_dict().items() if k != "dim"}
+    sweep = Sweep(base, grid, axes,
+                  _int("nets", data["nets"], 2, MAX_NETS), seed,
+                  _int("chunk", data.get("chunk", 16), 1, MAX_NETS), stats, theory, pair,
+                  pair_index, _int("gp_nets", data.get("gp_nets", 4000), 2, 10**6), skip,
+                  x_axis, figures, (), ())
+    cells, skipped = _expand(sweep)
+    _check_size(sweep, cells)
+    return dataclasses.replace(sweep, cells=tuple(cells), skipped=tuple(skipped))
+
+
+def _int(key, value, lo, hi):
+    try:
+        return check_int(key, value, lo, hi)
+    except ValueError as exc:
+        raise ValueError(f"{key}: {str(exc)[len(key) + 1:]}") from None
+
+
+def _table(key, value):
+    if not isinstance(value, dict):
+        raise ValueError(f"{key}: must be a table, got {value!r}")
+    return value
+
+
+def _spec_value(key, name, value):
+    """``value`` for NetSpec field ``name`` with the field's type, or a ValueError at ``key``."""
+    try:
+        NetSpec(**{name: value})
+    except ValueError as exc:  # the field's own check, not a consistency rule
+        if str(exc).startswith(f"{name} must"):
+            raise ValueError(f"{key}: {str(exc)[len(name) + 1:]}") from None
+    default = _FIELDS[name]
+    return value if isinstance(default, (bool, str)) else type(default)(value)
+
+
+def _unknown_field(key):
+    return ValueError(f"{key}: not a NetSpec field; fields: {', '.join(_FIELDS)}")
+
+
+def _spec_table(table):
+    out = {}
+    for name, value in _table("spec", table).items():
+        if name not in _FIELDS:
+            raise _unknown_field(f"spec.{name}")
+        out[name] = _spec_value(f"spec.{name}", name, value)
+    return out
+
+
+def _grid_table(table):
+    out = {}
+    for name, value in _table("grid", table).items():
+        key = f"grid.{name}"
+        if name == "dim":
+            raise ValueError(f"{key}: not a sweep key; the grid's dimension is the "
+                             "spec's input_dim")
+        if name not in _GRID_NAMES:
+            raise ValueError(f"{key}: unknown key; known keys: {', '.join(_GRID_NAMES)}")
+        try:
+            GridSpec(**{name: value})
+        except ValueError as exc:
+            if str(exc).startswith(f"{_GRID_NAMES[name]} must"):
+                raise ValueError(f"{key}: {exc}") from None
+        out[name] = value
+    try:
+        return GridSpec(**out, dim=2 if out.get("kind") == "ring" else 1)
+    except ValueError as exc:
+        raise ValueError(f"grid: {exc}") from None
+
+
+def _axes_table(table, base):
+    axes = []
+    for name, values in _table("axes", table).items():
+        key = f"axes.{name}"
+        if name not in _FIELDS:
+            raise _unknown_field(key)
+        if name in base:
+            raise ValueError(f"{key}: also set in [spec]; set it in one place")
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"{key}: must be a non-empty list")
+        vals = []
+        for v in values:
+            v = _spec_value(key, name, v)
+            if v in vals:
+                raise ValueError(f"{key}: repeated value {v!r}")
+            vals.append(v)
+        axes.append((name, tuple(vals)))
+    if not axes:
+        raise ValueError("axes: must have at least one axis (NetSpec field = [values])")
+    ncells = math.prod(len(v) for _, v in axes)
+    if ncells > MAX_CELLS:
+        raise ValueError(f"axes: {ncells} cells (the product of the axes' lengths), more "
+                         f"than {MAX_CELLS}")
+    return tuple(axes)
+
+
+def _names(key, value, choices):
+    """A non-empty list of distinct names from ``choices`` (a single name is allowed),
+    in the order of ``choices``."""
+    value = [value] if isinstance(value, str) else value
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{key}: must be a non-empty list of {', '.join(choices)}")
+    for v in value:
+        if v not in choices:
+            raise ValueError(f"{key}: {v!r} is not one of {', '.join(choices)}")
+        if value.count(v) > 1:
+            raise ValueError(f"{key}: repeated value {v!r}")
+    return tuple(c for c in choices if c in value)
+
+
+def _pair(value, grid):
+    """Positions of the pair statistics and their grid indices."""
+    if grid.kind != "line":
+        if value is not None:
+            raise ValueError("pair: only for grid kind 'line' (other grids use their first "
+                             "and last points)")
+        pair, index = None, (0, grid.points - 1)
+    else:
+        pair = [-1.0, 1.0] if value is None else value
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ValueError(f"pair: must be a list of two positions, got {pair!r}")
+        try:
+            pair = tuple(check_real("pair", v, grid.lo, grid.hi) for v in pair)
+        except ValueError as exc:
+            raise ValueError(f"pair: {str(exc)[5:]}") from None
+        t = np.linspace(grid.lo, grid.hi, grid.points)
+        index = tuple(int(np.argmin(np.abs(t - v))) for v in pair)
+    if index[0] == index[1]:
+        raise ValueError(f"pair: both points are grid point {index[0]}; use points further "
+                         "apart or a finer grid")
+    return pair, index
+
+
+def cell_seed(seed, spec):
+    """Root seed of the cell with ``spec`` in a sweep seeded with ``seed``.
+
+    The key is the SHA-256 of the spec's fields that differ from NetSpec's defaults (sorted
+    JSON); its first 16 bytes, as four little-endian 32-bit words, are the spawn key of
+    ``SeedSequence(seed, spawn_key=key)``, whose first 64-bit state word shifted right by
+    one is the seed.  Network ``i`` of the cell is then ``network_rng(cell_seed, i)``.
+    """
+    fields = {k: v for k, v in spec.to_dict().items() if v != _FIELDS[k]}
+    digest = hashlib.sha256(_dumps(fields).encode()).digest()
+    key = tuple(int(w) for w in np.frombuffer(digest[:16], dtype="<u4"))
+    state = np.random.SeedSequence(seed, spawn_key=key).generate_state(1, np.uint64)[0]
+    return int(state >> np.uint64(1))
+
+
+def _expand(sweep):
+    names = [n for n, _ in sweep.axes]
+    cells, skipped = [], []
+    for index, combo in enumerate(itertools.product(*(v for _, v in sweep.axes))):
+        params = dict(zip(names, combo))
+        try:
+            spec = NetSpec(**sweep.spec, **params)
+            grid = GridSpec(**sweep.grid, dim=spec.input_dim)
+        except ValueError as exc:
+            if not sweep.skip_invalid:
+                raise ValueError(f"axes: cell {_label(params)} is not valid: {exc} (set "
+                                 "skip_invalid = true to leave such cells out)") from None
+            skipped.append((index, params, str(exc)))
+            continue
+        _check_cell(sweep, spec, grid)
+        cells.append(Cell(index, params, spec, grid, cell_seed(sweep.seed, spec)))
+    if not cells:
+        raise ValueError("axes: no valid cell")
+    return cells, skipped
+
+
+def _check_cell(sweep, spec, grid):
+    if "lag1" in sweep.statistics and (spec.input_dim != 1 or grid.points < 3):
+        raise ValueError("statistics: lag1 needs input_dim = 1 and at least 3 grid points")
+
+
+def _label(params):
+    return "(" + ", ".join(f"{k}={v!r}" for k, v in params.items()) + ")"
+
+
+def _mode(spec):
+    """Reverse mode where forward mode would need a tangent per point (BN 'through')."""
+    return "reverse" if spec.bn_grad == "through" else "forward"
+
+
+def _check_size(sweep, cells):
+    entries = sum(sweep.nets * c.grid.points * c.spec.input_dim for c in cells)
+    if entries > MAX_ENTRIES:
+        raise ValueError(f"nets: the sweep would compute {entries:.3g} gradient entries "
+                         f"(cells x nets x points x input_dim), more than {MAX_ENTRIES:.0e}; "
+                         "reduce nets, grid.points or the axes")
+    m = min(sweep.chunk, sweep.nets)
+    worst = max(network_bytes(c.spec, c.grid.points, _mode(c.spec))
+                + 2 * m * c.grid.points * c.spec.input_dim * 8 for c in cells)
+    check_memory(worst, "chunk: one chunk of networks of the largest cell (width, depth, "
+                        "grid.points, chunk)")
+
+
+# --------------------------------------------------------------------------- one cell
+
+
+def _pair_estimates(mom):
+    """Variance, covariance and correlation from streamed sums of ``(xx, yy, xy)``.
+
+    The same estimates, with the same delta-method standard error, as
+    :func:`gradsim.compare.pair_statistics` of the kept gradients (to rounding).
+    """
+    n = mom.count
+    a, b, c = mom.mean
+    cov = mom.covariance / n
+    ok = a > 0 and b > 0
+    corr = c / math.sqrt(a * b) if ok else math.nan
+    g = np.array([-0.5 * corr / a, -0.5 * corr / b, 1 / math.sqrt(a * b)]) if ok else None
+    corr_se = float(np.sqrt(max(g @ cov @ g, 0.0))) if ok else math.nan
+    return {"variance": Estimate(a, math.sqrt(cov[0, 0]), n),
+            "covariance": Estimate(c, math.sqrt(cov[2, 2]), n),
+            "correlation": Estimate(corr, corr_se, n)}
+
+
+def _lag1_estimate(stream):
+    if stream.count < 2:  # constant gradients (looks-linear): undefined
+        return Estimate(math.nan, math.nan, stream.count)
+    est = stream.estimate()
+    return Estimate(est.value[1], est.se[1], est.n)
+
+
+def _num(x):
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _floats(a):
+    """Nested lists of floats, null where not finite (the files are strict JSON)."""
+    a = np.asarray(a, dtype=float)
+    return [_floats(r) for r in a] if a.ndim > 1 else [_num(v) for v in a]
+
+
+def _estimate_dict(est):
+    return {"value": _num(est.value), "se": _num(est.se), "n": int(est.n)}
+
+
+def _comparison(theory, est, name, label, theory_se=0.0):
+    """A covered theory beside an estimate (z-score null when either is undefined)."""
+    row = {"covered": True, "label": label, "theory": _num(theory),
+           "theory_se": _num(theory_se)}
+    if math.isfinite(float(est.value)) and math.isfinite(float(theory)):
+        c = compare(theory, est, name, label, theory_se)
+        return row | {"z": _num(c.z), "rel_error": _num(c.rel_error)}
+    return row | {"z": None, "rel_error": None}
+
+
+def _not_covered(reason):
+    return {"covered": False, "reason": reason}
+
+
+def _theory(model, cell_args, est, statistics):
+    spec, grid, seed, pair, gp_nets = cell_args
+    out = {}
+    pts = grid.points_array()
+    names = [s for s in statistics if s in _PAIR_STATS]
+    if names:
+        try:
+            pred = predict(spec, model, pts[pair[0]], pts[pair[1]])
+        except ValueError as exc:
+            out |= {s: _not_covered(str(exc)) for s in names}
+        else:
+            out |= {s: _comparison(pred[s], est[s], s, pred["model"]) for s in names}
+    if "lag1" in statistics:
+        out["lag1"] = _lag1_theory(model, spec, grid, est["lag1"], gp_nets, seed)
+    return out
+
+
+def _lag1_theory(model, spec, grid, est, gp_nets, seed):
+    """Expected lag-1 under the exact infinite-width Gaussian process, by sampling it."""
+    from .exact import exact_gradient_covariance
+    from .gp import gp_statistics
+
+    if model != "exact":
+        return _not_covered(f"model {model!r} has no lag-1 prediction")
+    try:
+        cov = exact_gradient_covariance(spec, grid.points_array())[..., 0, 0]
+        th = gp_statistics(cov, nets=gp_nets, seed=seed % 10**6, max_lag=1)
+    except ValueError as exc:
+        return _not_covered(str(exc))
+    return _comparison(th["lag1"].value, est, "lag1", th["label"], float(th["lag1"].se))
+
+
+def compute_cell(spec, grid, seed, nets, chunk=16, pair=(0, 1), statistics=STATISTICS,
+                 theory=(), gp_nets=4000, progress=None):
+    """Monte Carlo sums, estimates and theory comparisons of one cell: a pure function.
+
+    Networks ``0 .. nets - 1`` come from :func:`gradsim.montecarlo.iter_chunks` (network
+    ``i`` from ``network_rng(seed, i)``) and are added network by network in index
+    order to :class:`~gradsim.stats.Moments` of ``(g_x . g_x, g_y . g_y, g_x . g_y)`` at
+    the pair's grid points and a :class:`~gradsim.stats.Stream` of lag-0/1
+    autocorrelations, so memory is one chunk and the result does not depend on ``chunk``.
+
+    Parameters
+    ----------
+    spec : NetSpec
+    grid : GridSpec
+    seed : int
+        The cell's seed (:func:`cell_seed`).
+    nets, chunk : int
+    pair : (int, int)
+        Grid indices of the pair statistics.
+    statistics : sequence of str
+        From :data:`STATISTICS`.
+    theory : sequence of str
+        Models of :func:`gradsim.compare.predict`; ``exact`` also gives lag-1 (from
+        ``gp_nets`` Gaussian-process draws seeded with ``seed % 10**6``).
+    progress : callable, optional
+        ``progress(done, nets)`` after each chunk.
+
+    Returns
+    -------
+    dict
+        ``sums``, ``estimates`` (value, se, n; null where undefined), ``theory``
+        (model -> statistic -> comparison or ``{"covered": false, "reason": ...}``) and
+        ``seconds``.
+    """
+    t0 = time.perf_counter()
+    i, j = pair
+    mom, acf = Moments(3), Stream(2)
+    for ch in iter_chunks(spec, grid, nets, seed, chunk, mode=_mode(spec)):
+        gx, gy = ch.grad[:, i, :], ch.grad[:, j, :]
+        mom.update(np.stack([(gx * gx).sum(1), (gy * gy).sum(1), (gx * gy).sum(1)], axis=1))
+        if "lag1" in statistics:
+            acf.update(acf_rows(ch.grad, max_lag=1))
+        if progress is not None:
+            progress(ch.start + len(ch.grad), nets)
+    est = _pair_estimates(mom) | {"lag1": _lag1_estimate(acf)}
+    args = (spec, grid, seed, pair, gp_nets)
+    sums = {"pair": {"count": mom.count, "total": _floats(mom.total),
+                     "outer": _floats(mom.outer)}}
+    if "lag1" in statistics:
+        sums["acf"] = {"count": acf.count, "dropped": acf.dropped,
+                       "total": _floats(acf.total), "squares": _floats(acf.squares)}
+    return {"sums": sums, "estimates": {s: _estimate_dict(est[s]) for s in statistics},
+            "theory": {m: _theory(m, args, est, statistics) for m in theory},
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _task_args(sweep, cell):
+    return (cell.spec, cell.grid, cell.seed, sweep.nets, sweep.chunk, sweep.pair_index,
+            sweep.statistics, sweep.theory, sweep.gp_nets)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _header(sweep, cell):
+    """What a cell file must record to belong to ``sweep``."""
+    return {"format": CELL_FORMAT, "sweep": sweep.digest, "id": cell.id, "index": cell.index,
+            "params": cell.params, "spec": cell.spec.to_dict(), "grid": cell.grid.to_dict(),
+            "seed": cell.seed, "nets": sweep.nets, "pair_index": list(sweep.pair_index)}
+
+
+def _checksum(record):
+    return hashlib.sha256(_dumps({k: v for k, v in record.items() if k != "checksum"})
+                          .encode()).hexdigest()
+
+
+def _cell_path(out, cell):
+    return os.path.join(out, CELL_DIR, f"{cell.id}.json")
+
+
+def _write_json(path, data, indent=None):
+    text = json.dumps(data, sort_keys=True, indent=indent, allow_nan=False)
+    with atomic_write(path) as fh:
+        fh.write(text.encode() + b"\n")
+
+
+def _write_cell(out, sweep, cell, result):
+    record = _header(sweep, cell) | result
+    record["checksum"] = _checksum(record)
+    _write_json(_cell_path(out, cell), record)
+    return record
+
+
+def _read_cell(out, sweep, cell):
+    """The cell's record if its file is intact and belongs to ``sweep``, else None."""
+    try:
+        with open(_cell_path(out, cell), "rb") as fh:
+            record = json.loads(fh.read())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("checksum") != _checksum(record):
+        return None
+    if any(record.get(k) != v for k, v in _header(sweep, cell).items()):
+        return None
+    return record
+
+
+def _read_index(out):
+    path = os.path.join(out, INDEX)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, "rb") as fh:
+            index = json.loads(fh.read())
+        if not isinstance(index, dict) or index.get("format") != FORMAT:
+            raise ValueError
+    except (OSError, ValueError):
+        raise ValueError(f"out: {path} is not a readable sweep index; use --force "
+                         "(force=True) to start over") from None
+    return index
+
+
+def _check_out(out, sweep, force):
+    """Refuse, before writing anything, an out dir we cannot or must not use."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"out: {out!r} exists and is not a directory")
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise ValueError(f"out: directory {parent!r} does not exist")
+    target = out if os.path.isdir(out) else parent
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise ValueError(f"out: directory {target!r} is not writable")
+    try:
+        index = _read_index(out)
+    except ValueError:
+        if force:
+            return {}
+        raise
+    if index is not None and index.get("sweep") != sweep.digest and not force:
+        raise ValueError(f"out: {out} holds the results of a different sweep (the sweep file "
+                         "changed since); use another --out, or --force (force=True) to "
+                         "delete its cells and start over")
+    return index
+
+
+_OURS = re.compile(r"cell-\d+\.json|\.gradsim-[0-9a-f]+\.tmp")
+
+
+def _start_over(out, index):
+    """Delete the previous run's index, cell files and recorded outputs; nothing else."""
+    names = [os.path.join(CELL_DIR, n) for n in _listdir(os.path.join(out, CELL_DIR))
+             if _OURS.fullmatch(n)]
+    names += [n for n in (index or {}).get("outputs", []) if isinstance(n, str)
+              and n == os.path.basename(n) and n not in (INDEX, LOCK)]
+    for name in [*names, INDEX]:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(out, name))
+
+
+def _listdir(path):
+    try:
+        return sorted(os.listdir(path))
+    except FileNotFoundError:
+        return []
+
+
+@contextlib.contextmanager
+def _locked(out):
+    """Hold ``out/.sweep.lock`` exclusively (released by the kernel if we die)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(os.path.join(out, LOCK), os.O_WRONLY | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"out: {out} is in use by another gradsim sweep") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _index(sweep, complete=False, outputs=()):
+    from . import __version__
+
+    cells = [{"id": c.id, "index": c.index, "params": c.params, "seed": c.seed,
+              "file": f"{CELL_DIR}/{c.id}.json"} for c in sweep.cells]
+    cells += [{"index": i, "params": p, "skipped": reason} for i, p, reason in sweep.skipped]
+    return {"format": FORMAT, "version": __version__, "sweep": sweep.digest,
+            "content": sweep.canonical(), "cells": sorted(cells, key=lambda c: c["index"]),
+            "complete": complete, "outputs": list(outputs)}
+
+
+def sweep_status(sweep, out_dir):
+    """``(done, total)``: cells of ``sweep`` whose files in ``out_dir`` are intact."""
+    out = os.fspath(out_dir)
+    return sum(_read_cell(out, sweep, c) is not None for c in sweep.cells), len(sweep.cells)
+
+
+# --------------------------------------------------------------------------- engines
+
+
+def _engine(engine, scheduler, workers):
+    if engine not in (None, "serial", "dask"):
+        raise ValueError(f"engine must be serial or dask, got {engine!r}")
+    if workers is not None:
+        workers = check_int("workers", workers, 0, 256)
+    serial = engine == "serial" or workers == 0
+    if serial and scheduler is not None:
+        raise ValueError("scheduler: cannot be combined with the serial engine")
+    if scheduler is not None and workers is not None:
+        raise ValueError("workers: only for a local cluster; the cluster at --scheduler "
+                         "has its own")
+    if serial:
+        return "serial"
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        if engine == "dask" or scheduler is not None or workers is not None:
+            raise ValueError("dask is not installed: pip install 'gradsim[dask]', or run "
+                             "serially (--serial, workers=0)") from None
+        return "serial"
+    return "dask"
+
+
+def _run_serial(sweep, todo, on_result, progress):
+    for cell in todo:
+        def nets(done, total):
+            progress("networks", done, total)
+
+        on_result(cell, compute_cell(*_task_args(sweep, cell),
+                                     progress=None if progress is None else nets))
+
+
+@contextlib.contextmanager
+def _client(scheduler, workers):
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise ValueError(f"scheduler: cannot connect to {scheduler!r}: {exc}") from None
+        with contextlib.closing(client):
+            yield client
+        return
+    cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
+                           host="127.0.0.1", dashboard_address=None,
+                           silence_logs=logging.ERROR, env={"NUMBA_NUM_THREADS": "1"})
+    with contextlib.closing(cluster), contextlib.closing(Client(cluster)) as client:
+        yield client
+
+
+def _run_dask(sweep, todo, on_result, scheduler, workers):
+    """One task per cell, at most two per worker thread in flight; results as they come."""
+    from distributed import as_completed
+
+    with _client(scheduler, workers) as client:
+        limit = 2 * max(1, sum(client.nthreads().values()))
+        queue, cells, done = iter(todo), {}, as_completed()
+
+        def submit():
+            cell = next(queue, None)
+            if cell is not None:
+                fut = client.submit(compute_cell, *_task_args(sweep, cell), pure=False,
+                                    key=f"gradsim-sweep-{sweep.digest[:16]}-{cell.id}")
+                cells[fut.key] = cell
+                done.add(fut)
+
+        for _ in range(limit):
+            submit()
+        for fut in done:
+            result = fut.result()
+            on_result(cells.pop(fut.key), result)
+            fut.release()
+            submit()
+
+
+def run_sweep(sweep, out_dir, scheduler=None, workers=None, progress=None, force=False,
+              engine=None):
+    """Compute the missing cells of ``sweep`` into ``out_dir``, then the summary.
+
+    Parameters
+    ----------
+    sweep : Sweep or path
+    out_dir : path
+        Created if missing (its parent must exist).  Holds ``sweep.json`` (the index),
+        ``cells/cell-NNNN.json``, ``summary.csv``, ``summary.json`` and ``fig_*``.
+    scheduler : str, optional
+        Address of a running Dask scheduler (its workers must have gradsim installed).
+    workers : int, optional
+        Workers of the local Dask cluster (default 2); 0 runs serially in process.
+    progress : callable, optional
+        ``progress(kind, done, total)`` with kind ``'cells'`` (at the start and after
+        every cell) or ``'networks'`` (within a cell, serial engine only).
+    force : bool
+        Start over: delete the previous run's index, cell files and outputs (nothing
+        else) even if they belong to another sweep.
+    engine : {None, 'serial', 'dask'}
+        Default: Dask (a local cluster, or ``scheduler``) if ``distributed`` is
+        installed, else serial.
+
+    Returns
+    -------
+    SweepResult
+
+    Raises
+    ------
+    ValueError
+        Before anything is written, if the sweep or the options are bad or ``out_dir``
+        holds another sweep's results (without ``force``).
+    """
+    if not isinstance(sweep, Sweep):
+        sweep = load_sweep(sweep)
+    out = os.fspath(out_dir)
+    engine = _engine(engine, scheduler, workers)
+    _check_out(out, sweep, force)
+    os.makedirs(os.path.join(out, CELL_DIR), exist_ok=True)
+    with _locked(out):
+        index = _check_out(out, sweep, force)
+        if force:
+            _start_over(out, index)
+        for name in _listdir(os.path.join(out, CELL_DIR)):
+            if name.startswith(".gradsim-") and _OURS.fullmatch(name):  # left by a kill
+                os.unlink(os.path.join(out, CELL_DIR, name))
+        _write_json(os.path.join(out, INDEX), _index(sweep), indent=1)
+        records = {c.index: _read_cell(out, sweep, c) for c in sweep.cells}
+        todo = [c for c in sweep.cells if records[c.index] is None]
+        reused, total = len(sweep.cells) - len(todo), len(sweep.cells)
+        report = progress or (lambda kind, done, n: None)
+        report("cells", reused, total)
+        count = [reused]
+
+        def on_result(cell, result):
+            records[cell.index] = _write_cell(out, sweep, cell, result)
+            count[0] += 1
+            report("cells", count[0], total)
+
+        if engine == "serial":
+            _run_serial(sweep, todo, on_result, progress)
+        elif todo:
+            _run_dask(sweep, todo, on_result, scheduler, workers)
+        recs = [records[c.index] for c in sweep.cells]
+        outputs = _write_outputs(out, sweep, recs)
+        _write_json(os.path.join(out, INDEX), _index(sweep, True, outputs), indent=1)
+    return SweepResult(out, total, len(todo), reused, len(sweep.skipped), recs,
+                       [os.path.join(out, n) for n in outputs])
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _columns(sweep):
+    cols = []
+    for s in sweep.statistics:
+        cols += [s, f"{s}_se"]
+        for m in sweep.theory:
+            cols += [f"{s}_{m}", f"{s}_{m}_z"]
+    return cols
+
+
+def _csv_row(sweep, rec):
+    row = [rec["id"], *(rec["params"][n] for n, _ in sweep.axes), rec["nets"], rec["seed"]]
+    for s in sweep.statistics:
+        est = rec["estimates"][s]
+        row += [est["value"], est["se"]]
+        for m in sweep.theory:
+            th = rec["theory"][m][s]
+            row += [th["theory"], th["z"]] if th["covered"] else ["not covered", None]
+    return ["" if v is None else v for v in row]
+
+
+def _write_outputs(out, sweep, records):
+    """``summary.csv``, ``summary.json`` and ``fig_<statistic>.<format>``; returns names."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["cell", *(n for n, _ in sweep.axes), "nets", "seed", *_columns(sweep)])
+    writer.writerows(_csv_row(sweep, r) for r in records)
+    with atomic_write(os.path.join(out, "summary.csv")) as fh:
+        fh.write(buf.getvalue().encode())
+    keep = ("id", "params", "seed", "nets", "estimates", "theory", "seconds")
+    _write_json(os.path.join(out, "summary.json"), {
+        "sweep": sweep.digest, "axes": [[n, list(v)] for n, v in sweep.axes],
+        "statistics": list(sweep.statistics), "theory": list(sweep.theory),
+        "pair_index": list(sweep.pair_index), "cells": [{k: r[k] for k in keep}
+                                                         for r in records],
+        "skipped": [{"index": i, "params": p, "reason": why} for i, p, why in sweep.skipped],
+    }, indent=1)
+    names = ["summary.csv", "summary.json"]
+    for stat in sweep.statistics if sweep.figures else ():
+        fig = _figure(sweep, stat, records)
+        names += [os.path.basename(p) for p in _save(fig, os.path.join(out, f"fig_{stat}"),
+                                                       sweep.figures)]
+    return names
+
+
+def _save(fig, stem, formats):
+    from .figures import save_figure
+
+    return save_figure(fig, stem, formats)
+
+
+_YLABELS = {"variance": "E[g(x)^2]", "covariance": "E[g(x) g(y)]",
+            "correlation": "correlation of g(x), g(y)", "lag1": "lag-1 autocorrelation"}
+
+
+def _series(sweep, stat, records):
+    """What :func:`_figure` draws: x positions, tick labels (None for a numeric axis) and,
+    per combination of the other axes, ``(label, value, se, {model: theory})`` arrays."""
+    names = [n for n, _ in sweep.axes]
+    xvals = dict(sweep.axes)[sweep.x_axis]
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in xvals)
+    xs = np.array(xvals if numeric else range(len(xvals)), dtype=float)
+    by_key = {tuple(r["params"][n] for n in names): r for r in records}
+    others = [(n, v) for n, v in sweep.axes if n != sweep.x_axis]
+    lines = []
+    for combo in itertools.product(*(v for _, v in others)):
+        fixed = dict(zip((n for n, _ in others), combo))
+        recs = [by_key.get(tuple((fixed | {sweep.x_axis: x})[n] for n in names))
+                for x in xvals]
+        y, se = (np.array([_get(r, ("estimates", stat, f)) for r in recs], dtype=float)
+                 for f in ("value", "se"))
+        th = {m: np.array([_get(r, ("theory", m, stat, "theory")) for r in recs], dtype=float)
+              for m in sweep.theory}
+        lines.append((", ".join(f"{n}={v}" for n, v in fixed.items()) or stat, y, se, th))
+    return xs, None if numeric else [str(v) for v in xvals], lines
+
+
+def _figure(sweep, stat, records):
+    """``stat`` against the x axis: Monte Carlo with standard errors, one colour per
+    combination of the other axes; covered theories as lines in the same colour."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    from .figures import COLORS, new_figure, plot_curves, plot_errorbars
+
+    xs, ticks, lines = _series(sweep, stat, records)
+    fig, axs = new_figure(size=(6.4, 4.2))
+    ax = plot_errorbars(xs, [ln[1] for ln in lines], [ln[2] for ln in lines],
+                        [ln[0] for ln in lines], ax=axs[0, 0])
+    for m in sweep.theory:
+        drawn = [k for k, ln in enumerate(lines) if np.isfinite(ln[3][m]).any()]
+        styles = {f"_{m}{k}": {"ls": _STYLES[m], "color": COLORS[k % len(COLORS)]}
+                  for k in drawn}
+        plot_curves(xs, [lines[k][3][m] for k in drawn], list(styles), ax=ax, styles=styles,
+                    lw=1)
+    handles = ax.get_legend_handles_labels()[0] + [
+        Line2D([], [], color="k", ls=_STYLES[m], label=f"theory: {m}") for m in sweep.theory]
+    ax.legend(handles=handles, fontsize=7)
+    if ticks is not None:
+        ax.set_xticks(xs, ticks)
+    elif all(isinstance(v, int) for v in dict(sweep.axes)[sweep.x_axis]):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if stat == "variance" and all((ln[1][np.isfinite(ln[1])] > 0).all() for ln in lines):
+        ax.set_yscale("log")
+    ax.set_xlabel(sweep.x_axis)
+    ax.set_ylabel(_YLABELS[stat])
+    return fig
+
+
+def _get(record, path):
+    """``record[path[0]][path[1]]...`` or NaN where missing or null (a gap in a line)."""
+    for key in path:
+        if not isinstance(record, dict) or record.get(key) is None:
+            return math.nan
+        record = record[key]
+    return record
