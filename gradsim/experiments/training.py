@@ -17,7 +17,7 @@ from .common import NULL_PROGRESS
 NAME = "training"
 TITLE = "Training on the digits: accuracy against depth, plain vs BN vs resnet vs LL"
 DEFAULTS = {"families": "relu,relu-bn,resnet-bn,crelu-ll", "depths": [10, 50, 100, 200],
-            "width": 32, "epochs": 10, "lr": 0.001, "batch": 64, "track_points": 128,
+            "width": 32, "epochs": 10, "lr": 0.0003, "batch": 64, "track_points": 128,
             "track_lines": 4, "workers": 2, "seed": 0}
 QUICK = {"depths": [2, 8], "width": 16, "epochs": 2, "track_points": 32, "track_lines": 2,
          "workers": 1}
