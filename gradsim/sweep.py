@@ -112,14 +112,15 @@ class Sweep:
     def canonical(self):
         """The sweep's content as plain data: what its hash covers.
 
-        ``chunk`` and ``figures`` are left out: they change no number.
+        ``chunk`` and ``figures`` are left out: they change no number; so is ``pair``,
+        whose grid indices count.
         """
         base = {k: v for k, v in self.spec.items() if v != _FIELDS[k]}
         return {"format": FORMAT, "spec": base, "grid": self.grid,
                 "axes": [[n, list(v)] for n, v in self.axes], "nets": self.nets,
                 "seed": self.seed, "statistics": list(self.statistics),
-                "theory": list(self.theory), "pair": None if self.pair is None else
-                list(self.pair), "pair_index": list(self.pair_index), "gp_nets": self.gp_nets,
+                "theory": list(self.theory), "pair_index": list(self.pair_index),
+                "gp_nets": self.gp_nets,
                 "skip_invalid": self.skip_invalid, "x_axis": self.x_axis}
 
     @functools.cached_property
@@ -498,7 +499,13 @@ def _theory(model, cell_args, est, statistics):
 
 
 def _lag1_theory(model, spec, grid, est, gp_nets, seed):
-    """Expected lag-1 under the exact infinite-width Gaussian process, by sampling it."""
+    """Expected lag-1 under the exact infinite-width Gaussian process, by sampling it.
+
+    BLAS and LAPACK run on one thread here: their rounding depends on the thread count
+    (measured: 2e-13 at 256 points), and a cell must not depend on where it ran.
+    """
+    from threadpoolctl import threadpool_limits
+
     from .exact import exact_gradient_covariance
     from .gp import gp_statistics
 
@@ -506,7 +513,8 @@ def _lag1_theory(model, spec, grid, est, gp_nets, seed):
         return _not_covered(f"model {model!r} has no lag-1 prediction")
     try:
         cov = exact_gradient_covariance(spec, grid.points_array())[..., 0, 0]
-        th = gp_statistics(cov, nets=gp_nets, seed=seed % 10**6, max_lag=1)
+        with threadpool_limits(limits=1):
+            th = gp_statistics(cov, nets=gp_nets, seed=seed % 10**6, max_lag=1)
     except ValueError as exc:
         return _not_covered(str(exc))
     return _comparison(th["lag1"].value, est, "lag1", th["label"], float(th["lag1"].se))
@@ -753,6 +761,7 @@ def _run_serial(sweep, todo, on_result, progress):
 def _client(scheduler, workers):
     import logging
 
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
@@ -763,11 +772,27 @@ def _client(scheduler, workers):
         with contextlib.closing(client):
             yield client
         return
-    cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
-                           host="127.0.0.1", dashboard_address=None,
-                           silence_logs=logging.ERROR, env={"NUMBA_NUM_THREADS": "1"})
+    # Dask sets MALLOC_TRIM_THRESHOLD_ for workers, which turns off glibc's adaptive mmap
+    # threshold: every large NumPy temporary is then mapped and unmapped (measured: 3x
+    # slower cells here).  Leave glibc's default.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=None,
+                               silence_logs=logging.ERROR, env={"NUMBA_NUM_THREADS": "1"},
+                               preload=[__name__])
     with contextlib.closing(cluster), contextlib.closing(Client(cluster)) as client:
         yield client
+
+
+def dask_setup(worker):
+    """Dask preload hook of the local cluster's workers: ignore Ctrl-C.
+
+    A terminal sends SIGINT to every process of the foreground group; the driver alone
+    handles it, closing the cluster, which stops the workers without tracebacks.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_dask(sweep, todo, on_result, scheduler, workers):

@@ -127,6 +127,21 @@ def test_cell_statistics_are_those_of_simulate_and_chunking_changes_no_bit():
     assert out["theory"]["exact"]["lag1"]["covered"]
 
 
+def test_cell_does_not_depend_on_the_blas_thread_count():
+    """The exact lag-1 expectation samples a Gaussian process with BLAS and LAPACK, whose
+    rounding depends on their thread count at 256 points: a dask worker has one thread,
+    the serial driver all of them."""
+    from threadpoolctl import threadpool_limits
+
+    args = (NetSpec(depth=2, width=4), GridSpec(points=256), 5, 2)
+    kw = dict(pair=(64, 191), statistics=("lag1",), theory=("exact",), gp_nets=4000)
+    with threadpool_limits(limits=1):
+        one = compute_cell(*args, **kw)
+    with threadpool_limits(limits=2):
+        two = compute_cell(*args, **kw)
+    assert one["theory"] == two["theory"] and one["theory"]["exact"]["lag1"]["covered"]
+
+
 def test_theory_not_covered_is_recorded(reference):
     _, res, _ = reference
     for rec in res.records:
