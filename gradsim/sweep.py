@@ -773,8 +773,9 @@ def _client(scheduler, workers):
             yield client
         return
     # Dask sets MALLOC_TRIM_THRESHOLD_ for workers, which turns off glibc's adaptive mmap
-    # threshold: every large NumPy temporary is then mapped and unmapped (measured: 3x
-    # slower cells here).  Leave glibc's default.
+    # threshold: every large NumPy temporary is then mapped and unmapped (measured: cells
+    # of docs/examples/sweep_depth.toml 2x slower, mostly system time).  Leave glibc's
+    # default.
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
         cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=None,
@@ -982,14 +983,16 @@ def _figure(sweep, stat, records):
     fig, axs = new_figure(size=(6.4, 4.2))
     ax = plot_errorbars(xs, [ln[1] for ln in lines], [ln[2] for ln in lines],
                         [ln[0] for ln in lines], ax=axs[0, 0])
+    models = []
     for m in sweep.theory:
         drawn = [k for k, ln in enumerate(lines) if np.isfinite(ln[3][m]).any()]
         styles = {f"_{m}{k}": {"ls": _STYLES[m], "color": COLORS[k % len(COLORS)]}
                   for k in drawn}
         plot_curves(xs, [lines[k][3][m] for k in drawn], list(styles), ax=ax, styles=styles,
                     lw=1)
+        models += [m] if drawn else []
     handles = ax.get_legend_handles_labels()[0] + [
-        Line2D([], [], color="k", ls=_STYLES[m], label=f"theory: {m}") for m in sweep.theory]
+        Line2D([], [], color="k", ls=_STYLES[m], label=f"theory: {m}") for m in models]
     ax.legend(handles=handles, fontsize=7)
     if ticks is not None:
         ax.set_xticks(xs, ticks)

@@ -422,7 +422,7 @@ def test_killed_process_loses_no_finished_cell(tmp_path):
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:
             if len([n for n in listing(out / "cells") if n.startswith("cell-")]
-                   if (out / "cells").is_dir() else []) >= 1:
+                   if (out / "cells").is_dir() else []) >= 3:
                 break
             time.sleep(0.005)
         with contextlib.suppress(ProcessLookupError):
@@ -432,7 +432,7 @@ def test_killed_process_loses_no_finished_cell(tmp_path):
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
     proc.stderr.close()
     before = {n: s for n, s in stamps(out).items() if n.startswith("cell-")}
-    assert 1 <= len(before) < 8
+    assert 3 <= len(before) < 8
     res = run_sweep(load_sweep(path), out, engine="serial")
     assert (res.computed, res.reused) == (8 - len(before), len(before))
     after = stamps(out)
