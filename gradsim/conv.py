@@ -70,7 +70,7 @@ class Conv:
 
     Attributes
     ----------
-    w : ndarray, shape (C_out, C_in * kh * kw)
+    w : ndarray, shape ``(C_out, C_in * kh * kw)``
         The kernel ``K[o, c, a, b]`` flattened in im2col row order.
     b : ndarray, shape (C_out,) or None
     grid : tuple of int
@@ -341,9 +341,9 @@ def conv_forward(net, x, backend="numba", stats_from=None):
     Parameters
     ----------
     net : ConvNet
-    x : array_like, shape (P, C_in, *input_shape)
+    x : array_like, shape ``(P, C_in, *input_shape)``
     backend : {'numba', 'numpy'}
-    stats_from : array_like, shape (P, C_in, *input_shape), optional
+    stats_from : array_like, shape ``(P, C_in, *input_shape)``, optional
         Take every batch-norm statistic from this batch instead of ``x`` and hold it
         fixed: the function whose derivative the frozen convention computes.
 
@@ -361,7 +361,7 @@ def conv_preactivations(net, x, backend="numba", stats_from=None):
 
     Returns
     -------
-    list of ndarray, each of shape (P, C, *input_shape)
+    list of ndarray, each of shape ``(P, C, *input_shape)``
         One per activation site; a unit is active where its entry is > 0.
     """
     _, pre, p = _values_pass(net, x, backend, stats_from, True)
@@ -390,7 +390,7 @@ def line_inputs(x0, direction, t):
 
     Returns
     -------
-    ndarray, shape (T, *shape)
+    ndarray, shape ``(T, *shape)``
     """
     x0, d, t = _check_line(x0, direction, t)
     return x0[None] + t.reshape(-1, *([1] * x0.ndim)) * d[None]
@@ -420,7 +420,7 @@ def directional_derivative(net, x0, direction, t, backend="numba"):
     Parameters
     ----------
     net : ConvNet
-    x0, direction : array_like, shape (C_in, *input_shape)
+    x0, direction : array_like, shape ``(C_in, *input_shape)``
     t : array_like, shape (T,)
     backend : {'numba', 'numpy'}
 
@@ -471,12 +471,12 @@ def input_gradient_conv(net, x, backend="numba"):
     Parameters
     ----------
     net : ConvNet
-    x : array_like, shape (P, C_in, *input_shape)
+    x : array_like, shape ``(P, C_in, *input_shape)``
     backend : {'numba', 'numpy'}
 
     Returns
     -------
-    ndarray, shape (P, C_in, *input_shape)
+    ndarray, shape ``(P, C_in, *input_shape)``
     """
     x = _check_batch(net, x)
     p = x.shape[0]
