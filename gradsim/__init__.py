@@ -2,17 +2,22 @@
 
 The flow is one way: a :class:`NetSpec` and a :class:`GridSpec` -> sampled networks
 (:func:`sample_network`) -> input gradients on the grid (:func:`input_gradient`) ->
-Monte Carlo over many networks (:func:`simulate`) -> files (:func:`save`, :func:`load`).
+Monte Carlo over many networks (:func:`simulate`) -> files (:func:`save`, :func:`load`)
+-> estimates with standard errors -> comparison with theory computed from the same spec
+(:mod:`gradsim.theory`, :mod:`gradsim.compare`).  ``docs/architecture.md`` maps the
+package.
 """
 
-__version__ = "0.1.0"
+from ._moved import install as _install_moved
+from ._version import __version__
+from .grids import GridSpec, make_grid
+from .io import load, save
+from .montecarlo import Simulation, iter_chunks, network_rng, simulate
+from .nets import Network, forward, input_gradient, sample_network
+from .spec import NetSpec
+from .stats import Moments
 
-from .grids import GridSpec, make_grid  # noqa: E402
-from .io import load, save  # noqa: E402
-from .montecarlo import Simulation, iter_chunks, network_rng, simulate  # noqa: E402
-from .nets import Network, forward, input_gradient, sample_network  # noqa: E402
-from .spec import NetSpec  # noqa: E402
-from .stats import Moments  # noqa: E402
+_install_moved()
 
 __all__ = [
     "__version__", "NetSpec", "GridSpec", "make_grid", "Network", "sample_network",

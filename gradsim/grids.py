@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 
-from .spec import JsonData, check_choice, check_int, check_real
+from .util import JsonData, check_choice, check_int, check_real
 
 __all__ = ["GridSpec", "GRIDS", "make_grid"]
 

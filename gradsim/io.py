@@ -9,74 +9,51 @@ temporary file beside the target and renamed, so a failure leaves no partial fil
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 import zipfile
 
 import numpy as np
 
+from ._version import __version__
 from .grids import GridSpec
 from .montecarlo import Simulation
 from .spec import NetSpec
+from .util import atomic_write, check_output
 
-__all__ = ["save", "load", "check_output", "atomic_write"]
+__all__ = ["save", "load", "write_npz", "check_output", "atomic_write"]
 
 _REQUIRED = ("x", "grad", "spec", "grid", "meta")
 
 
-def check_output(path, force=False, suffix=".npz"):
-    """Fail early, before any work, if ``path`` cannot be written.
+def write_npz(path, arrays, compressed=False):
+    """Write ``arrays`` to ``path`` atomically: the one ``.npz`` writer of gradsim.
 
-    Raises ValueError if the suffix is wrong, the directory is missing or not
-    writable, the path is a directory, or the file exists and ``force`` is false.
+    Every ``.npz`` the project writes (simulations, experiment results, theory grids,
+    training histories and checkpoints) goes through here, so every one is replaced only
+    on success and an interrupted write leaves no file behind (:func:`atomic_write`).
+
+    Parameters
+    ----------
+    path : path
+    arrays : dict of str -> array_like or str
+        A ``str`` value (JSON text, say) is stored as a 0-d unicode array.
+    compressed : bool
+        Deflate the entries (``numpy.savez_compressed``).
+
+    Returns
+    -------
+    str
+        ``path``.
     """
-    path = os.fspath(path)
-    if suffix and not path.endswith(suffix):
-        raise ValueError(f"out must be a file name ending in {suffix}, got {path!r}")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise ValueError(f"out: directory {parent!r} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"out: directory {parent!r} is not writable")
-    if os.path.isdir(path):
-        raise ValueError(f"out: {path!r} is a directory")
-    try:
-        name_max = os.pathconf(parent, "PC_NAME_MAX")
-    except (OSError, ValueError, AttributeError):  # pragma: no cover - exotic platforms
-        name_max = 255
-    if len(os.fsencode(os.path.basename(path))) > name_max:
-        raise ValueError(f"out: file name longer than {name_max} bytes")
-    if os.path.exists(path) and not force:
-        raise ValueError(f"out: {path!r} exists; use --force (force=True) to overwrite it")
-    return path
-
-
-@contextlib.contextmanager
-def atomic_write(path):
-    """Yield a binary file handle whose contents replace ``path`` only on success."""
-    path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(parent, f".gradsim-{secrets.token_hex(6)}.tmp")
-    # os.open with mode 0o666 honours the umask, as a plain open() would
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    data = {k: np.array(v) if isinstance(v, str) else np.asarray(v) for k, v in arrays.items()}
+    with atomic_write(path) as fh:
+        (np.savez_compressed if compressed else np.savez)(fh, **data)
+    return os.fspath(path)
 
 
 def save(path, sim, force=False):
     """Write a :class:`~gradsim.montecarlo.Simulation` with kept gradients to ``path``."""
-    from . import __version__
-
     if not isinstance(sim, Simulation) or sim.grad is None:
         raise ValueError("sim must be a Simulation with kept gradients (keep=True)")
     check_output(path, force)
@@ -84,19 +61,17 @@ def save(path, sim, force=False):
     arrays = {
         "x": sim.x[:, 0] if one_d else sim.x,
         "grad": sim.grad[..., 0] if one_d else sim.grad,
-        "spec": np.array(sim.spec.to_json()),
-        "grid": np.array(sim.grid.to_json()),
-        "meta": np.array(json.dumps({
+        "spec": sim.spec.to_json(),
+        "grid": sim.grid.to_json(),
+        "meta": json.dumps({
             "seed": sim.seed, "nets": sim.nets, "mode": sim.mode, "dtype": sim.dtype,
             "version": __version__,
-        }, sort_keys=True)),
+        }, sort_keys=True),
     }
     if sim.activity is not None:
         arrays["active"] = sim.activity[..., 0]
         arrays["coactive"] = sim.activity[..., 1]
-    with atomic_write(path) as fh:
-        np.savez(fh, **arrays)
-    return path
+    return write_npz(path, arrays)
 
 
 def _text(data, key):

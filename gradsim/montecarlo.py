@@ -14,15 +14,15 @@ import dataclasses
 
 import numpy as np
 
-from ._util import check_memory, get_dtype
 from .grids import GridSpec
 from .nets import GRAD_MODES, input_gradient, input_gradient_by_depth, sample_network
 from .parallel import check_workers, ordered_map
-from .spec import NetSpec, check_int
+from .spec import NetSpec
 from .stats import Moments, Stream, acf_rows, power_rows
+from .util import check_int, check_memory, get_dtype
 
 __all__ = ["Simulation", "Chunk", "network_rng", "iter_chunks", "simulate", "simulate_depths",
-           "MAX_NETS"]
+           "network_bytes", "MAX_NETS"]
 
 #: Upper bound on the number of networks in one run.
 MAX_NETS = 10**9
@@ -115,7 +115,7 @@ def _check_run(spec, grid, nets, seed, chunk, mode, dtype, activity):
 def network_bytes(spec, points, mode, itemsize=8):
     """Rough peak bytes to sample and differentiate one network on ``points`` inputs."""
     n, f, d, L = spec.width, spec.features, spec.input_dim, spec.n_act_layers
-    params = (L + 1) * n * f * (2 if spec.arch == "highway" else 1) + n * d
+    params = spec.family.parameter_count(spec)
     ndir = points * d if spec.batchnorm and spec.bn_grad == "through" and mode == "forward" else d
     cols = points * (1 if mode == "reverse" else 1 + ndir)
     work = 8 * max(n, f) * cols + (3 * L * f * points if mode == "reverse" else 0)

@@ -1,8 +1,9 @@
 """Sample networks from a spec; forward pass; input gradients df/dx.
 
-The public functions validate, allocate and dispatch; the maths of each layer
-lives in :mod:`gradsim.layers` and its elementwise loops in :mod:`gradsim.kernels`
-(NumPy twins in :mod:`gradsim.reference`).
+The public functions validate, allocate and dispatch.  What a network is made of comes
+from its architecture family (:mod:`gradsim.families`: one module each, with its layers
+and parameter draws); the maths of each layer lives in :mod:`gradsim.families.layers`
+and its elementwise loops in :mod:`gradsim.kernels` (numba, beside NumPy twins).
 
 The *gradient* returned at grid point ``x_i`` is ``d/dx_i sum_j f(x_j)``.  Without
 batch norm, or with ``bn_grad='frozen'``, the outputs at different points do not
@@ -13,22 +14,15 @@ reverse-mode autodiff of the summed batch output gives in training mode.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
-from ._util import check_memory, get_backend, get_dtype
-from .layers import (
-    Activation,
-    BatchNorm,
-    Context,
-    Dense,
-    Highway,
-    Residual,
-    run_backward,
-    run_forward,
-)
+from .families.feedforward import looks_linear_product
+from .families.layers import Context, Dense, Residual, run_backward, run_forward
+from .families.sampling import Sampler
+from .kernels import backend as get_backend
 from .spec import NetSpec
+from .util import check_memory, get_dtype
 
 __all__ = ["Network", "sample_network", "forward", "preactivations", "input_gradient",
            "input_gradient_by_depth", "looks_linear_product", "GRAD_MODES"]
@@ -70,84 +64,60 @@ class Network:
         """Floating dtype of the parameters."""
         return self.readout.dtype
 
+    def dense_layers(self):
+        """The :class:`~gradsim.families.layers.Dense` layers in the order the network
+        applies them (inside residual branches and highway blocks too)."""
+        out = []
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                out.append(layer)
+            elif isinstance(layer, Residual):
+                out += [b for b in layer.branch if isinstance(b, Dense)]
+            elif hasattr(layer, "dense"):
+                out.append(layer.dense)
+        return out
 
-def _gauss(rng, shape, var, dtype):
-    return rng.standard_normal(shape, dtype=dtype) * dtype(math.sqrt(var))
+    def prefix(self, depth):
+        """The first ``depth`` layers or blocks with their tap readout, as a Network.
 
+        Distributed exactly as a network of that depth (see
+        :func:`input_gradient_by_depth`); its layers are this network's own objects.
+        Needs tap readouts (``sample_network(..., taps=True)``) for ``depth < L``.
+        """
+        L = self.spec.depth
+        if not 1 <= depth <= L:
+            raise ValueError(f"depth must be in [1, {L}], got {depth}")
+        if depth == L:
+            return self
+        if self.taps is None:
+            raise ValueError("net has no tap readouts: sample it with taps=True")
+        return Network(self.spec.replace(depth=depth), self.layers[:self.bounds[depth - 1] + 1],
+                       self.taps[depth - 1], None, self.bounds[:depth], self.taps[:depth - 1])
 
-def _orthogonal(rng, rows, cols, scale2, dtype):
-    """A semi-orthogonal ``rows x cols`` matrix times ``sqrt(scale2)`` (QR, sign-fixed)."""
-    a = rng.standard_normal((max(rows, cols), min(rows, cols)))
-    q, r = np.linalg.qr(a)
-    d = np.sign(np.diag(r))
-    d[d == 0] = 1.0
-    q = q * d
-    if rows < cols:
-        q = q.T
-    return np.ascontiguousarray(q * math.sqrt(scale2), dtype=dtype)
+    def astype(self, dtype):
+        """A copy with every parameter cast to ``dtype`` (a float32 net in float64, say)."""
+        dt = get_dtype(dtype)
+        cast = {}
 
+        def conv(a):
+            if a is None:
+                return None
+            if id(a) not in cast:
+                cast[id(a)] = a.astype(dt)
+            return cast[id(a)]
 
-class _Sampler:
-    """Draws the parameters of one network, in a fixed order, from one generator."""
+        def copy(layer):
+            if isinstance(layer, Dense):
+                return Dense(conv(layer.w), conv(layer.b), conv(layer.half))
+            if isinstance(layer, Residual):
+                return dataclasses.replace(layer, branch=[copy(b) for b in layer.branch])
+            if hasattr(layer, "dense"):
+                return dataclasses.replace(layer, dense=copy(layer.dense))
+            return layer
 
-    def __init__(self, spec, rng, dtype):
-        self.spec, self.rng, self.dtype = spec, rng, dtype
-
-    def weight(self, rows, cols, consumes_act):
-        """Weight for a layer with ``cols`` inputs; mirrored if it consumes CReLU features."""
-        s = self.spec
-        mirrored = consumes_act and s.init == "looks-linear"
-        if mirrored:
-            half_cols = cols // 2
-            half = _orthogonal(self.rng, rows, half_cols,
-                               s.weight_var * rows / (2 * min(rows, half_cols)), self.dtype)
-            w = np.concatenate([half, -self.dtype(s.mirror) * half], axis=1)
-            return w, half
-        if s.init == "he":
-            return _gauss(self.rng, (rows, cols), s.weight_var / cols, self.dtype), None
-        scale2 = s.weight_var * rows / min(rows, cols)
-        return _orthogonal(self.rng, rows, cols, scale2, self.dtype), None
-
-    def dense_run(self, count, rows, cols, bias_var):
-        """``count`` hidden feedforward layers, as ``count`` calls of :meth:`dense` would
-        draw them.  With He init they come from one call of the generator (weights
-        and biases interleaved as in single draws), which gives the same numbers:
-        a generator's output does not depend on how it is split into calls."""
-        s = self.spec
-        if s.init != "he" or count == 0:
-            return [self.dense(rows, cols, True, bias_var) for _ in range(count)]
-        nb = rows if bias_var > 0 else 0
-        block = self.rng.standard_normal((count, rows * cols + nb), dtype=self.dtype)
-        w = block[:, : rows * cols].reshape(count, rows, cols) * self.dtype(
-            math.sqrt(s.weight_var / cols))
-        b = (block[:, rows * cols:] * self.dtype(math.sqrt(bias_var))) if nb else None
-        return [Dense(w[i], None if b is None else b[i]) for i in range(count)]
-
-    def bias(self, rows, var):
-        return _gauss(self.rng, rows, var, self.dtype) if var > 0 else None
-
-    def dense(self, rows, cols, consumes_act, bias_var):
-        w, half = self.weight(rows, cols, consumes_act)
-        return Dense(w, self.bias(rows, bias_var), half)
-
-    def readout(self, cols, consumes_act):
-        s = self.spec
-        if consumes_act and s.init == "looks-linear":
-            half = _gauss(self.rng, cols // 2, s.readout_var / cols, self.dtype)
-            return np.concatenate([half, -self.dtype(s.mirror) * half]), half
-        return _gauss(self.rng, cols, s.readout_var / cols, self.dtype), None
-
-
-def _activation(spec):
-    if spec.activation == "relu":
-        return Activation("relu", 1.0, 0.0)
-    if spec.activation == "leaky":
-        return Activation("leaky", spec.slope_pos, spec.slope_neg)
-    return Activation("crelu")
-
-
-def _bn(spec):
-    return BatchNorm(spec.bn_eps, spec.bn_grad == "through") if spec.batchnorm else None
+        taps = None if self.taps is None else [conv(t) for t in self.taps]
+        return Network(self.spec, [copy(layer) for layer in self.layers], conv(self.readout),
+                       conv(self.readout_half), list(self.bounds), taps)
 
 
 def sample_network(spec, rng, dtype=np.float64, taps=False):
@@ -172,46 +142,9 @@ def sample_network(spec, rng, dtype=np.float64, taps=False):
     """
     if not isinstance(spec, NetSpec):
         raise ValueError(f"spec must be a NetSpec, got {type(spec).__name__}")
-    dtype = get_dtype(dtype)
-    s = spec
-    n, feats = s.width, s.features
-    draw = _Sampler(s, rng, dtype)
-    act, bn = _activation(s), _bn(s)
-    layers = []
-
-    def act_block():
-        return ([bn] if bn else []) + [act]
-
-    bounds = []
-    first = draw.dense(n, s.input_dim, False, s.first_bias_var)
-    if s.arch == "feedforward":
-        layers += [first] + act_block()
-        bounds.append(len(layers) - 1)
-        for dense in draw.dense_run(s.depth - 1, n, feats, s.bias_var):
-            layers += [dense] + act_block()
-            bounds.append(len(layers) - 1)
-        readout, half = draw.readout(feats, True)
-    else:
-        layers.append(first)
-        for _ in range(s.depth):
-            bounds.append(len(layers))
-            if s.arch == "resnet":
-                branch = []
-                for _ in range(s.branch_depth):
-                    branch += act_block() + [draw.dense(n, feats, True, s.bias_var)]
-                layers.append(Residual(branch, s.alpha, s.beta))
-            else:
-                wh, _ = draw.weight(n, n, False)
-                wt, _ = draw.weight(n, n, False)
-                bh = draw.bias(n, s.bias_var)
-                b = np.concatenate([bh if bh is not None else np.zeros(n, dtype),
-                                    np.full(n, s.gate_bias, dtype)])
-                layers.append(Highway(Dense(np.concatenate([wh, wt]), b), bn, act))
-        readout, half = draw.readout(n, False)
-    tap = None
-    if taps:
-        consumes = s.arch == "feedforward"
-        tap = [draw.readout(feats if consumes else n, consumes)[0] for _ in range(s.depth - 1)]
+    draw = Sampler(spec, rng, get_dtype(dtype), spec.activation_rule)
+    layers, bounds, readout, half = spec.family.build(spec, draw)
+    tap = [spec.family.readout(spec, draw)[0] for _ in range(spec.depth - 1)] if taps else None
     return Network(spec, layers, readout, half, bounds, tap)
 
 
@@ -232,33 +165,9 @@ def _check_inputs(net, x):
     return np.ascontiguousarray(x, dtype=net.dtype)
 
 
-#: Widths up to which a plain feedforward net's hidden layers run as one fused kernel
-#: (:func:`gradsim.kernels.dense_act_stack`) instead of a BLAS product per layer: below
-#: it, per-layer call overhead costs more than the arithmetic (docs/performance.md).
-FUSED_MAX_WIDTH = 16
-
-
-def _plain_stack(net, ctx):
-    """``(ws, bs, activation)`` of the hidden layers of a small plain feedforward net
-    when the pass needs nothing per layer (no tape, activity, pre-activations or
-    recorded statistics); else None."""
-    s = net.spec
-    if (ctx.tape or ctx.activity is not None or ctx.preacts is not None
-            or ctx.bn_record is not None or ctx.bn_replay is not None
-            or s.arch != "feedforward" or s.batchnorm or s.activation == "crelu"
-            or s.width > FUSED_MAX_WIDTH or s.depth < 2):
-        return None
-    dense = net.layers[2::2]
-    key = [(id(layer.w), id(layer.b)) for layer in dense]
-    if net._stack is None or net._stack[0] != key:  # rebuilt if a layer was replaced
-        zeros = np.zeros(s.width, dtype=net.dtype)
-        net._stack = (key, np.stack([layer.w for layer in dense]),
-                      np.stack([zeros if layer.b is None else layer.b for layer in dense]))
-    return net._stack[1], net._stack[2], net.layers[1]
-
-
 def _run(net, s, ctx):
-    stack = _plain_stack(net, ctx)
+    """Output state of a pass (the family's fused kernel when the pass records nothing)."""
+    stack = None if ctx.records else net.spec.family.fused(net)
     if stack is None:
         s, caches = run_forward(net.layers, s, ctx)
         return net.readout @ s, caches
@@ -386,21 +295,6 @@ def input_gradient(net, x, mode="forward", backend="numba", activity=False):
     if activity:
         return grad, np.array(ctx.activity).reshape(-1, 2)
     return grad
-
-
-def looks_linear_product(net):
-    """``u^T W_L ... W_1`` of a looks-linear feedforward net, from its mirrored halves.
-
-    With ``[P, -alpha P] CReLU(z) = P LeakyReLU_alpha(z)`` and ``alpha = 1`` the net is
-    linear at initialisation and this row vector, shape ``(d,)``, is ``df/dx`` everywhere.
-    """
-    if net.readout_half is None or net.spec.arch != "feedforward":
-        raise ValueError("looks_linear_product needs a looks-linear feedforward net")
-    dense = [layer for layer in net.layers if hasattr(layer, "w")]
-    m = dense[0].w
-    for layer in dense[1:]:
-        m = layer.half @ m
-    return net.readout_half @ m
 
 
 def input_gradient_by_depth(net, x, backend="numba"):

@@ -5,7 +5,7 @@ computes it cannot change it.  Workers are spawned (not forked: forking a proces
 live BLAS or numba thread pools is unsafe) and each limits BLAS and numba to one thread,
 so ``workers`` processes use ``workers`` cores without oversubscription (two
 multi-threaded BLAS pools on two cores were measured to be slower, see
-``../shared/PERFORMANCE.md``).  Results come back in network order, with at most
+``docs/performance.md``).  Results come back in network order, with at most
 ``2 * workers`` chunks in flight, so memory is bounded by the chunk size.
 
 The pool is kept between calls: starting a worker (Python, NumPy, numba and the cached
@@ -21,6 +21,8 @@ import concurrent.futures
 import multiprocessing
 import os
 
+from .util import check_int
+
 __all__ = ["check_workers", "ordered_map", "shutdown"]
 
 _LIMITS = None
@@ -29,8 +31,6 @@ _POOL = None  # (workers, executor) kept between calls
 
 def check_workers(workers):
     """``workers`` as an int in ``[1, 256]``, or a ValueError naming it."""
-    from .spec import check_int
-
     return check_int("workers", workers, 1, 256)
 
 

@@ -15,100 +15,14 @@ True
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-from numbers import Integral, Real
 
-__all__ = ["NetSpec", "JsonData", "ARCHS", "ACTIVATIONS", "INITS", "BN_GRADS", "MAX_SIZE"]
+from .families import ARCHS, FAMILIES, family, owned_fields
+from .families.activation import ACTIVATIONS, INITS, activation_rule
+from .util import MAX_SIZE, JsonData, check_choice, check_int, check_real
 
-ARCHS = ("feedforward", "resnet", "highway")
-ACTIVATIONS = ("relu", "leaky", "crelu")
-INITS = ("he", "orthogonal", "looks-linear")
+__all__ = ["NetSpec", "ARCHS", "ACTIVATIONS", "INITS", "BN_GRADS", "MAX_SIZE"]
+
 BN_GRADS = ("frozen", "through")
-#: Upper bound on any single size (depth, width, input dimension, points).
-MAX_SIZE = 1_000_000
-
-
-def check_int(name, value, lo=1, hi=MAX_SIZE):
-    """Return ``value`` as an int in ``[lo, hi]`` or raise a ValueError naming it."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-    if not isinstance(value, Integral):
-        if isinstance(value, Real) and math.isfinite(value) and float(value).is_integer():
-            value = int(value)
-        else:
-            raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-    value = int(value)
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value}")
-    return value
-
-
-def check_real(name, value, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
-    """Return ``value`` as a finite float in the stated range or raise a ValueError."""
-    lb = "(" if lo_open else "["
-    rb = ")" if hi_open else "]"
-    allowed = f"a finite number in {lb}{lo}, {hi}{rb}"
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    value = float(value)
-    bad = (
-        not math.isfinite(value)
-        or value < lo
-        or value > hi
-        or (lo_open and value == lo)
-        or (hi_open and value == hi)
-    )
-    if bad:
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    return value
-
-
-def check_choice(name, value, choices):
-    """Return ``value`` if it is one of ``choices`` or raise a ValueError listing them."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-    return value
-
-
-class JsonData:
-    """Mixin for frozen dataclasses that round-trip through JSON.
-
-    ``_label`` names the object in error messages.
-    """
-
-    _label = "data"
-
-    def replace(self, **changes):
-        """Return a copy with ``changes`` applied (and validated)."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self):
-        """Plain-dict form (JSON types only)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data):
-        """Build from :meth:`to_dict` output, rejecting unknown keys."""
-        if not isinstance(data, dict):
-            raise ValueError(f"{cls._label} must be a JSON object, got {type(data).__name__}")
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"{cls._label} has unknown keys: {', '.join(unknown)}")
-        return cls(**data)
-
-    def to_json(self):
-        """JSON text (sorted keys)."""
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text):
-        """Inverse of :meth:`to_json`; malformed text raises ValueError."""
-        try:
-            data = json.loads(text)
-        except (TypeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{cls._label} is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,16 +31,19 @@ class NetSpec(JsonData):
 
     Parameters
     ----------
-    arch : {'feedforward', 'resnet', 'highway'}
+    arch : {'feedforward', 'resnet', 'highway', 'post-resnet'}
+        The architecture family (:mod:`gradsim.families`, one module each).
         Feedforward: ``h_l = act(BN?(W_l h_{l-1} + b_l))``, ``f = u^T h_L``.
         Resnet: ``x_0 = W_0 x + b_0``, ``x_l = alpha (x_{l-1} + beta F_l(x_{l-1}))``,
         ``F(x) = W act(BN?(x)) + b`` (one layer) or
         ``W2 act(BN?(W1 act(BN?(x)) + b1)) + b2`` (two layers), ``f = u^T x_L``.
         Highway: ``x_0`` as for resnets, ``x_l = T * H + (1 - T) * x_{l-1}`` with
         ``H = act(BN?(W_H x + b_H))``, ``T = sigmoid(W_T x + gate_bias)``,
-        ``f = u^T x_L``.
+        ``f = u^T x_L``.  Post-resnet (the original block, activation after the sum):
+        ``x_0 = act(BN?(W_0 x + b_0))``, ``x_l = act(alpha (x_{l-1} + beta F(x_{l-1})))``,
+        ``F(x) = BN?(W x + b)`` or ``BN?(W2 act(BN?(W1 x + b1)) + b2)``, ``f = u^T x_L``.
     depth : int
-        ``L >= 1``: hidden layers (feedforward) or blocks (resnet, highway).
+        ``L >= 1``: hidden layers (feedforward) or blocks (the other families).
     width : int
         Hidden width ``N >= 1`` (pre-activation units; CReLU doubles the features).
     input_dim : int
@@ -164,9 +81,9 @@ class NetSpec(JsonData):
     bn_eps : float
         Added to the batch variance, ``>= 0``; default 1e-5.
     alpha, beta : float
-        Resnet scalings (default 1); must be 1 for other architectures.
+        Resnet scalings (default 1); must be 1 for the families without a branch.
     branch_depth : {1, 2}
-        Layers in a residual branch; must be 1 for other architectures.
+        Layers in a residual branch; must be 1 for the families without a branch.
     gate_bias : float
         Highway transform-gate bias (default -2); must be the default otherwise.
     """
@@ -220,30 +137,37 @@ class NetSpec(JsonData):
         self._check_consistent()
 
     def _check_consistent(self):
-        default = NetSpec.__dataclass_fields__
         if self.init == "looks-linear" and self.activation != "crelu":
             raise ValueError("init='looks-linear' needs activation='crelu'")
         if self.init != "looks-linear" and self.mirror != 1.0:
             raise ValueError("mirror applies only to init='looks-linear'")
         if self.bn_grad != "frozen" and not self.batchnorm:
             raise ValueError("bn_grad='through' needs batchnorm=True")
-        if self.arch != "resnet":
-            for name in ("alpha", "beta", "branch_depth"):
-                if getattr(self, name) != default[name].default:
-                    raise ValueError(f"{name} applies only to arch='resnet'")
-        if self.arch != "highway" and self.gate_bias != default["gate_bias"].default:
-            raise ValueError("gate_bias applies only to arch='highway'")
-        if self.arch == "highway" and self.activation == "crelu":
-            raise ValueError("activation='crelu' is not supported for arch='highway' "
-                             "(its transform must keep the width)")
+        default = NetSpec.__dataclass_fields__
+        for name, owners in owned_fields().items():
+            if self.arch not in owners and getattr(self, name) != default[name].default:
+                allowed = " or ".join(f"arch={a!r}" for a in owners)
+                raise ValueError(f"{name} applies only to {allowed}")
+        family(self.arch).check(self)
+
+    @property
+    def family(self):
+        """The architecture family's module (:mod:`gradsim.families`)."""
+        return FAMILIES[self.arch]
+
+    @property
+    def activation_rule(self):
+        """How the sampler and the theories read the activation
+        (:class:`~gradsim.families.activation.ActivationRule`)."""
+        return activation_rule(self)
 
     @property
     def features(self):
         """Number of features an activation layer outputs (2N for CReLU)."""
-        return 2 * self.width if self.activation == "crelu" else self.width
+        return self.activation_rule.features * self.width
 
     @property
     def n_act_layers(self):
         """Number of activation sites, in the order the network applies them."""
-        return self.depth * (self.branch_depth if self.arch == "resnet" else 1)
+        return self.family.activation_sites(self)
 

@@ -11,13 +11,14 @@ whatever the number of networks.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
-from ._util import get_backend
+from .kernels import backend as get_backend
 
 __all__ = ["Estimate", "Moments", "Stream", "acf_rows", "power_rows", "autocorrelation",
-           "lag1", "spectrum", "spectral_slope",
+           "lag1", "spectrum", "spectral_slope", "estimate_rows", "pair_estimates",
            "point_moments", "white_noise", "brown_noise", "covariance_matrix",
            "correlation_matrix", "offdiagonal_ratio", "activity_summary"]
 
@@ -44,6 +45,61 @@ def _per_net(grad):
 
 def _mean_se(x):
     return Estimate(x.mean(axis=0), x.std(axis=0, ddof=1) / np.sqrt(x.shape[0]), x.shape[0])
+
+
+def estimate_rows(rows, what="the statistic"):
+    """Mean and standard error over networks of per-network rows, undefined rows dropped.
+
+    Parameters
+    ----------
+    rows : array_like, shape (nets, K)
+        One row per network; a row whose first entry is ``nan`` (an undefined statistic,
+        such as the autocorrelation of a constant gradient) is left out.
+    what : str
+        Names the statistic in the error raised when fewer than 2 rows are defined.
+
+    Returns
+    -------
+    Estimate
+        ``value`` and ``se`` of shape ``(K,)``; ``n`` the rows kept.
+    """
+    r = np.asarray(rows, dtype=np.float64)
+    r = r[~np.isnan(r[:, 0])]
+    if len(r) < 2:
+        raise ValueError(f"{what} needs at least 2 networks where it is defined")
+    return _mean_se(r)
+
+
+def pair_estimates(mean, cov, n):
+    """Variance, covariance and correlation of two inputs from the moments of
+    ``(g_x . g_x, g_y . g_y, g_x . g_y)`` over ``n`` networks.
+
+    The correlation ``c / sqrt(a b)`` gets a delta-method standard error: with gradient
+    ``(-corr / 2a, -corr / 2b, 1 / sqrt(ab))`` of the ratio and ``cov`` the covariance of
+    the three sample means, ``se^2 = grad . cov . grad``.
+
+    Parameters
+    ----------
+    mean : array_like, shape (3,)
+        ``(a, b, c)``: mean ``g_x . g_x``, ``g_y . g_y`` and ``g_x . g_y``.
+    cov : array_like, shape (3, 3)
+        Covariance of those three means (the per-network covariance divided by ``n``).
+    n : int
+
+    Returns
+    -------
+    dict of Estimate
+        ``variance`` (at ``x``), ``covariance`` and ``correlation`` (nan where a variance
+        is not positive).
+    """
+    a, b, c = mean
+    ok = a > 0 and b > 0
+    corr = c / math.sqrt(a * b) if ok else math.nan
+    grad = np.array([-0.5 * corr / a, -0.5 * corr / b, 1 / math.sqrt(a * b)]) if ok else None
+    corr_se = float(np.sqrt(max(grad @ cov @ grad, 0.0))) if ok else math.nan
+    return {"variance": Estimate(a, math.sqrt(cov[0, 0]), n),
+            "covariance": Estimate(c, math.sqrt(cov[2, 2]), n),
+            "correlation": Estimate(corr, corr_se, n)}
 
 
 def covariance_matrix(grad):
@@ -147,11 +203,8 @@ def autocorrelation(grad, max_lag=None):
     Estimate
         ``value`` and ``se`` of shape ``(max_lag + 1,)``; ``value[0] = 1``.
     """
-    r = acf_rows(_per_net(grad), max_lag)
-    r = r[~np.isnan(r[:, 0])]
-    if len(r) < 2:
-        raise ValueError("autocorrelation needs at least 2 networks with non-constant gradients")
-    return _mean_se(r)
+    return estimate_rows(acf_rows(_per_net(grad), max_lag),
+                         "the autocorrelation (of non-constant gradients)")
 
 
 def lag1(grad):

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+from .families import ARCHS, family
 from .grids import GridSpec
-from .spec import ARCHS, NetSpec
+from .spec import NetSpec
 
 __all__ = ["net_specs", "grid_specs"]
 
@@ -29,7 +30,8 @@ def net_specs(draw, archs=ARCHS, max_depth=4, max_width=6, max_input_dim=3,
     Parameters
     ----------
     archs : sequence of str
-        Architectures to draw from.
+        Architecture families to draw from (default all); each family's own fields
+        are drawn in the ranges its module states (``FIELDS``).
     max_depth, max_width, max_input_dim : int
         Upper bounds on the sizes (lower bound 1).
     batchnorm : bool, optional
@@ -38,7 +40,8 @@ def net_specs(draw, archs=ARCHS, max_depth=4, max_width=6, max_input_dim=3,
         Activations to draw from (default: all the architecture allows).
     """
     arch = draw(st.sampled_from(list(archs)))
-    allowed = ["relu", "leaky"] + ([] if arch == "highway" else ["crelu"])
+    fam = family(arch)
+    allowed = list(fam.ACTIVATIONS)
     if activations is not None:
         allowed = [a for a in allowed if a in activations] or ["relu"]
     activation = draw(st.sampled_from(allowed))
@@ -65,12 +68,8 @@ def net_specs(draw, archs=ARCHS, max_depth=4, max_width=6, max_input_dim=3,
         kwargs["slope_pos"] = draw(st.floats(0.1, 2.0))
     if init == "looks-linear":
         kwargs["mirror"] = draw(st.floats(0.0, 1.0))
-    if arch == "resnet":
-        kwargs["alpha"] = draw(st.floats(0.3, 1.0))
-        kwargs["beta"] = draw(st.floats(0.0, 1.0))
-        kwargs["branch_depth"] = draw(st.integers(1, 2))
-    if arch == "highway":
-        kwargs["gate_bias"] = draw(st.floats(-3.0, 1.0))
+    for field, (lo, hi) in fam.FIELDS.items():  # the family's own fields, in its ranges
+        kwargs[field] = draw(st.integers(lo, hi) if isinstance(lo, int) else st.floats(lo, hi))
     return NetSpec(**kwargs)
 
 

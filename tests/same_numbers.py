@@ -261,15 +261,49 @@ def _same_array(a, b):
     return bool(np.array_equal(a, b))
 
 
+def _rel(a, b):
+    """Largest relative difference of two float arrays of one shape (or None)."""
+    if a.dtype.kind != "f" or b.dtype.kind != "f" or a.shape != b.shape:
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.abs(a - b) / np.maximum(np.abs(a), np.finfo(float).tiny)
+    r = r[np.isfinite(r)]
+    return float(r.max()) if r.size else None
+
+
+def _json_paths(a, b, path=""):
+    """Paths where two JSON values differ (wall times left out)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            if k not in _TIMES:
+                out += _json_paths(a.get(k), b.get(k), f"{path}/{k}")
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [p for i, (u, v) in enumerate(zip(a, b)) for p in _json_paths(u, v, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {a!r} -> {b!r}"[:160]]
+
+
 def _compare_file(pa, pb):
     if pa.endswith(".npz"):
         with np.load(pa, allow_pickle=False) as da, np.load(pb, allow_pickle=False) as db:
             if sorted(da.files) != sorted(db.files):
                 return [f"array names differ: {sorted(set(da.files) ^ set(db.files))}"]
-            return [k for k in da.files if not k.endswith(_TIMES) and not _same_array(da[k], db[k])]
-    if pa.endswith((".json", ".csv")):
+            out = []
+            for k in da.files:
+                if not k.endswith(_TIMES) and not _same_array(da[k], db[k]):
+                    rel = _rel(da[k], db[k])
+                    out.append(k if rel is None else f"{k} (max rel {rel:.1e})")
+            return out
+    if pa.endswith(".json"):
         with open(pa) as fa, open(pb) as fb:
-            return [] if _same_text(fa.read(), fb.read()) else ["content"]
+            text_a, text_b = fa.read(), fb.read()
+        if _same_text(text_a, text_b):
+            return []
+        try:
+            return _json_paths(json.loads(text_a), json.loads(text_b)) or ["content"]
+        except ValueError:
+            return ["content"]
     return []
 
 
@@ -297,7 +331,8 @@ def compare(a, b):
                 arrays += len(d.files)
         if diff:
             bad += 1
-            print(f"DIFFERS {name}: {', '.join(diff[:8])}" + (" ..." if len(diff) > 8 else ""))
+            more = f" (+{len(diff) - 6} more)" if len(diff) > 6 else ""
+            print(f"DIFFERS {name}: {'; '.join(diff[:6])}{more}")
     print(f"{len(set(fa) & set(fb))} files ({arrays} arrays) compared: "
           f"{'all bit-identical' if not bad else f'{bad} differ'}")
     return bad

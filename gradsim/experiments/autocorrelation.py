@@ -10,9 +10,9 @@ import time
 
 import numpy as np
 
-from ..exact import exact_gradient_covariance
+from ..theory.exact import exact_gradient_covariance
 from ..figures import COLORS, new_figure
-from ..gp import gp_statistics
+from ..theory.gp import gp_statistics
 from ..grids import GridSpec
 from ..spec import NetSpec
 from ..stats import brown_noise, white_noise

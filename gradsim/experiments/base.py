@@ -87,7 +87,7 @@ def versions():
     import numba
     import scipy
 
-    from .. import __version__
+    from .._version import __version__
 
     return {"gradsim": __version__, "python": platform.python_version(),
             "numpy": np.__version__, "scipy": scipy.__version__, "numba": numba.__version__,
@@ -189,7 +189,7 @@ def check_range(name, params, key, lo, hi):
 
 def save_results(path, results):
     """Write ``results`` to ``path`` (``.npz``) atomically."""
-    from ..io import atomic_write
+    from ..util import atomic_write
 
     meta = {"name": results.name, "params": results.params, "meta": results.meta,
             "format": "gradsim-results-1"}

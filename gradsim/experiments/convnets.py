@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from ..conv import ConvSpec, directional_derivative_by_depth, sample_conv
-from ..data import digit_images
+from ..train.data import digit_images
 from ..figures import COLORS, new_figure
 from ..montecarlo import network_rng
 from ..stats import acf_rows, white_noise

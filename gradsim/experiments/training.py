@@ -74,7 +74,7 @@ def _train_one(family, depth, p, data):
 
 def run(params, progress=NULL_PROGRESS):
     """Train every family at every depth."""
-    from ..data import load_digits
+    from ..train.data import load_digits
 
     t0 = time.perf_counter()
     data = load_digits()

@@ -3,9 +3,11 @@
 :mod:`~gradsim.train.model` (families, parameters and their gradients),
 :mod:`~gradsim.train.optim` (SGD with momentum, Adam) and :mod:`~gradsim.train.loop`
 (seeded, checkpointed, resumable training that tracks the input gradient's lag-1
-autocorrelation).  Data: :func:`gradsim.data.load_digits`.
+autocorrelation).  Data: :mod:`~gradsim.train.data` (scikit-learn's digits, the
+``digits`` extra).
 """
 
+from .data import Digits, digit_images, load_digits
 from .loop import Diverged, History, TrainConfig, evaluate, load_checkpoint, track_lag1, train
 from .model import FAMILIES, Model, ModelSpec, init_model, softmax_cross_entropy
 from .optim import OPTIMIZERS, SGD, Adam, make_optimizer
@@ -13,4 +15,5 @@ from .optim import OPTIMIZERS, SGD, Adam, make_optimizer
 __all__ = ["TrainConfig", "History", "Diverged", "train", "evaluate", "track_lag1",
            "load_checkpoint",
            "FAMILIES", "ModelSpec", "Model", "init_model", "softmax_cross_entropy",
-           "OPTIMIZERS", "SGD", "Adam", "make_optimizer"]
+           "OPTIMIZERS", "SGD", "Adam", "make_optimizer", "Digits", "load_digits",
+           "digit_images"]

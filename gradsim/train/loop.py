@@ -22,8 +22,8 @@ import os
 
 import numpy as np
 
-from ..io import atomic_write
-from ..spec import check_int, check_real
+from ..util import atomic_write
+from ..util import check_int, check_real
 from ..stats import acf_rows
 from .model import ModelSpec, init_model
 from .optim import OPTIMIZERS, make_optimizer

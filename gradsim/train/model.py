@@ -23,9 +23,9 @@ import math
 
 import numpy as np
 
-from .._util import get_backend
-from ..nets import _orthogonal
-from ..spec import check_int, check_real
+from ..kernels import backend as get_backend
+from ..families.sampling import orthogonal
+from ..util import check_int, check_real
 
 __all__ = ["FAMILIES", "ModelSpec", "Model", "init_model", "softmax_cross_entropy"]
 
@@ -297,10 +297,10 @@ def init_model(spec, rng, backend="numba"):
         return _BatchNorm(name)
 
     if s.family == "crelu-ll":
-        layers += [dense("in", n, s.input_dim, w=_orthogonal(rng, n, s.input_dim, 1.0,
+        layers += [dense("in", n, s.input_dim, w=orthogonal(rng, n, s.input_dim, 1.0,
                                                              np.float64)), _Act("crelu")]
         for i in range(s.depth - 1):
-            p = _orthogonal(rng, n, n, 1.0, np.float64)
+            p = orthogonal(rng, n, n, 1.0, np.float64)
             layers += [dense(f"h{i}", n, 2 * n, w=np.concatenate([p, -p], axis=1)),
                        _Act("crelu")]
         u = _gauss(rng, (s.classes, n), 1.0 / n)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..spec import check_real
+from ..util import check_real
 
 __all__ = ["OPTIMIZERS", "SGD", "Adam", "make_optimizer"]
 

@@ -1,0 +1,145 @@
+"""The claims report: ``report.md`` and a self-contained ``report.html``.
+
+One row per reproduction target (claim, setting, theory, estimate with standard error,
+z or relative error, verdict); each verdict is computed by the experiment's ``claims``
+from the numbers in its results, never written by hand.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import os
+import re
+import textwrap
+
+from ..util import atomic_write
+from . import get
+from .base import versions
+
+__all__ = ["write_report", "claim_rows", "sort_key", "format_run", "format_claims"]
+
+_COLUMNS = ("target", "claim", "setting", "theory", "estimate", "score", "verdict")
+
+
+def sort_key(claim):
+    """T1 < T2 < ... < T15 < other targets."""
+    m = re.fullmatch(r"T(\d+)", claim.target)
+    return (0, int(m.group(1)), "") if m else (1, 0, claim.target)
+
+
+def claim_rows(entries):
+    """All claims of ``entries`` (name -> (results, claims, figures)), in target order."""
+    rows = [c for _, claims, _ in entries.values() for c in claims]
+    return sorted(rows, key=sort_key)
+
+
+def format_run(results, width=70):
+    """Plain text: the experiment's title, wall time and parameters (for scripts)."""
+    lines = [get(results.name).TITLE,
+             f"ran in {results.meta.get('seconds', 0):.1f} s with parameters:"]
+    lines += [textwrap.fill(f"{k} = {v}", width, initial_indent="    ",
+                            subsequent_indent="        ") for k, v in results.params.items()]
+    return "\n".join(lines)
+
+
+def format_claims(claims, width=70):
+    """Plain text: each claim with its verdict and fields (for scripts and terminals)."""
+    if not claims:
+        return "No claims of its own: this figure illustrates claims checked elsewhere."
+    lines = []
+    for c in claims:
+        lines.append(textwrap.fill(f"{c.target} [{c.verdict}] {c.claim}", width,
+                                   subsequent_indent="    "))
+        for field in ("setting", "theory", "estimate", "score", "criterion"):
+            text = getattr(c, field)
+            if text:
+                lines.append(textwrap.fill(f"{field}: {text}", width, initial_indent="    ",
+                                           subsequent_indent="        "))
+    return "\n".join(lines)
+
+
+def _md_cell(text):
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _seeds(entries):
+    return {n: r.params.get("seed") for n, (r, _, _) in entries.items()}
+
+
+def write_report(out_dir, entries, quick=False, seconds=None, skipped=None):
+    """Write ``report.md`` and ``report.html`` into ``out_dir``; returns their paths.
+
+    ``skipped`` maps experiments that were not run to the reason (a missing extra).
+    """
+    rows = claim_rows(entries)
+    vers = versions()
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    setting = "quick" if quick else "default (the paper's sizes)"
+    counts = {v: sum(r.verdict == v for r in rows) for v in ("holds", "fails", "info")}
+    summary = (f"{counts['holds']} hold, {counts['fails']} fail, {counts['info']} "
+               f"informational")
+    if skipped:
+        summary += "; not run: " + "; ".join(f"{n}, {why}" for n, why in skipped.items())
+    md = ["# gradsim reproduction report", "",
+          f"Setting: {setting}. Generated {when}"
+          + (f" in {seconds:.0f} s." if seconds is not None else "."), "",
+          "Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()) + ".", "",
+          "Seeds: " + ", ".join(f"{n} {s}" for n, s in _seeds(entries).items()) + ".", "",
+          f"## Claims ({summary})", "",
+          "| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
+    for r in rows:
+        d = r.to_dict()
+        md.append("| " + " | ".join(_md_cell(d[c]) for c in _COLUMNS) + " |")
+    md += ["", "Criteria: " + "; ".join(f"{r.target}: {r.criterion}" for r in rows
+                                         if r.criterion) + ".", ""]
+    for name, (res, _, figs) in entries.items():
+        module = get(name)
+        png = next((f for f in figs if f.endswith(".png")), None)
+        md += [f"## {name}: {module.TITLE}", ""]
+        if png:
+            md += [f"![{name}]({os.path.relpath(png, out_dir)})", ""]
+        md += ["Parameters: " + ", ".join(f"{k}={v}" for k, v in res.params.items())
+               + f". Wall time {res.meta.get('seconds', 0):.1f} s.", ""]
+    md_path = os.path.join(out_dir, "report.md")
+    with atomic_write(md_path) as fh:
+        fh.write("\n".join(md).encode())
+    html_path = os.path.join(out_dir, "report.html")
+    with atomic_write(html_path) as fh:
+        fh.write(_html(entries, rows, setting, when, seconds, vers, summary).encode())
+    return md_path, html_path
+
+
+def _html(entries, rows, setting, when, seconds, vers, summary):
+    e = html.escape
+    css = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+           "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #bbb;"
+           "padding:4px 6px;vertical-align:top}th{background:#eee}"
+           ".holds{background:#e3f4e3}.fails{background:#f8dcdc}.info{background:#eef}"
+           "img{max-width:100%}")
+    out = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
+           "<title>gradsim reproduction report</title>", f"<style>{css}</style></head><body>",
+           "<h1>gradsim reproduction report</h1>",
+           f"<p>Setting: {e(setting)}. Generated {e(when)}"
+           + (f" in {seconds:.0f} s." if seconds is not None else ".") + "</p>",
+           "<p>Versions: " + e(", ".join(f"{k} {v}" for k, v in vers.items())) + ".</p>",
+           "<p>Seeds: " + e(", ".join(f"{n} {s}" for n, s in _seeds(entries).items()))
+           + ".</p>", f"<h2>Claims ({e(summary)})</h2>", "<table><tr>"
+           + "".join(f"<th>{c}</th>" for c in _COLUMNS) + "</tr>"]
+    for r in rows:
+        d = r.to_dict()
+        out.append(f"<tr class='{r.verdict}' title='{e(r.criterion)}'>"
+                   + "".join(f"<td>{e(str(d[c]))}</td>" for c in _COLUMNS) + "</tr>")
+    out.append("</table>")
+    for name, (res, _, figs) in entries.items():
+        out.append(f"<h2>{e(name)}: {e(get(name).TITLE)}</h2>")
+        png = next((f for f in figs if f.endswith(".png")), None)
+        if png:
+            with open(png, "rb") as fh:
+                data = base64.b64encode(fh.read()).decode()
+            out.append(f"<img alt='{e(name)}' src='data:image/png;base64,{data}'>")
+        out.append("<p>Parameters: " + e(", ".join(f"{k}={v}" for k, v in res.params.items()))
+                   + f". Wall time {res.meta.get('seconds', 0):.1f} s.</p>")
+    out.append("</body></html>")
+    return "\n".join(out)

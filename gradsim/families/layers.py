@@ -1,0 +1,173 @@
+"""Layers shared by the families: each forward/tangent rule beside its reverse-mode rule.
+
+A layer maps a *state* ``(N_in, (1 + D) * P)`` (values at ``P`` grid points, then
+``D`` blocks of tangents; see :mod:`gradsim.kernels.dense_numpy`) to a new state, and
+maps a cotangent ``(N_out, P)`` back to ``(N_in, P)``.  ``forward`` returns the new state
+and a cache, which ``backward`` consumes; caches are only kept when ``ctx.tape`` is
+true (reverse mode).  Matrix products run in BLAS; elementwise work runs in the
+kernels ``ctx.kern`` (:func:`gradsim.kernels.backend`: numba or the NumPy twins).
+A layer only one family uses lives in that family's module
+(:class:`gradsim.families.highway.Highway`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+__all__ = ["Context", "Dense", "BatchNorm", "Activation", "Residual", "run_forward",
+           "run_backward"]
+
+
+@dataclasses.dataclass
+class Context:
+    """Per-pass settings: points ``p``, kernels, tape flag, and what to record.
+
+    ``activity``, ``preacts`` and ``bn_record`` are lists that layers append to when set
+    (activity proportions, pre-activations, batch-norm statistics); ``bn_replay`` is an
+    iterator of recorded statistics to normalise with instead.
+    """
+
+    p: int
+    kern: object
+    tape: bool = False
+    activity: list | None = None
+    bn_record: list | None = None
+    bn_replay: object = None
+    preacts: list | None = None
+
+    @property
+    def records(self):
+        """True when the pass records or replays anything per layer."""
+        return (self.tape or self.activity is not None or self.preacts is not None
+                or self.bn_record is not None or self.bn_replay is not None)
+
+
+def run_forward(layers, s, ctx):
+    """Apply ``layers`` in order; returns the state and the list of caches."""
+    caches = []
+    for layer in layers:
+        s, cache = layer.forward(s, ctx)
+        caches.append(cache)
+    return s, caches
+
+
+def run_backward(layers, caches, g, ctx):
+    """Pull cotangent ``g`` back through ``layers`` (reverse order)."""
+    for layer, cache in zip(reversed(layers), reversed(caches)):
+        g = layer.backward(g, cache, ctx)
+    return g
+
+
+@dataclasses.dataclass
+class Dense:
+    """``z = w s + b`` (the bias on the values only).
+
+    Attributes
+    ----------
+    w : ndarray, shape (N_out, N_in)
+    b : ndarray, shape (N_out,) or None
+    half : ndarray or None
+        For a mirrored weight ``w = [P, -alpha_m P]``, the matrix ``P``.
+    """
+
+    w: np.ndarray
+    b: np.ndarray | None = None
+    half: np.ndarray | None = None
+
+    def forward(self, s, ctx):
+        z = self.w @ s
+        if self.b is not None:
+            z[:, : ctx.p] += self.b[:, None]
+        return z, None
+
+    def backward(self, g, cache, ctx):
+        return self.w.T @ g
+
+
+@dataclasses.dataclass
+class BatchNorm:
+    """Batch norm over the grid batch, no affine part; ``through`` differentiates the statistics."""
+
+    eps: float
+    through: bool
+
+    def forward(self, s, ctx):
+        if ctx.bn_replay is not None or ctx.bn_record is not None:
+            return self._fixed_statistics(s, ctx), None
+        out = np.empty_like(s)
+        inv = np.empty(s.shape[0], dtype=s.dtype)
+        ctx.kern.bn_fwd(s, ctx.p, self.eps, self.through, out, inv)
+        return out, ((out[:, : ctx.p], inv) if ctx.tape else None)
+
+    def _fixed_statistics(self, s, ctx):
+        """Values only, normalised with recorded statistics (for finite differences)."""
+        if ctx.bn_replay is not None:
+            mean, inv = next(ctx.bn_replay)
+        else:
+            v = s[:, : ctx.p]
+            mean = v.mean(axis=1)
+            inv = 1.0 / np.sqrt(((v - mean[:, None]) ** 2).mean(axis=1) + self.eps)
+            ctx.bn_record.append((mean, inv))
+        return (s - mean[:, None]) * inv[:, None]
+
+    def backward(self, g, cache, ctx):
+        zhat, inv = cache
+        out = np.empty_like(g)
+        ctx.kern.bn_bwd(zhat, inv, g, self.through, out)
+        return out
+
+
+@dataclasses.dataclass
+class Activation:
+    """ReLU, ab-ReLU (``kind='leaky'``) or CReLU; records activity when asked."""
+
+    kind: str
+    slope_pos: float = 1.0
+    slope_neg: float = 0.0
+
+    def forward(self, s, ctx):
+        zv = s[:, : ctx.p]
+        if ctx.activity is not None:
+            rec = np.empty(2)
+            ctx.kern.activity(np.ascontiguousarray(zv), rec)
+            ctx.activity.append(rec)
+        if ctx.preacts is not None:
+            ctx.preacts.append(np.array(zv))
+        if self.kind == "crelu":
+            out = np.empty((2 * s.shape[0], s.shape[1]), dtype=s.dtype)
+            ctx.kern.crelu_fwd(s, ctx.p, out)
+        else:
+            out = np.empty_like(s)
+            ctx.kern.act_fwd(s, ctx.p, self.slope_pos, self.slope_neg, out)
+        return out, (zv if ctx.tape else None)
+
+    def backward(self, g, zv, ctx):
+        out = np.empty(zv.shape, dtype=g.dtype)
+        if self.kind == "crelu":
+            ctx.kern.crelu_bwd(zv, g, out)
+        else:
+            ctx.kern.act_bwd(zv, g, self.slope_pos, self.slope_neg, out)
+        return out
+
+
+@dataclasses.dataclass
+class Residual:
+    """``x <- alpha * (x + beta * branch(x))``."""
+
+    branch: list
+    alpha: float
+    beta: float
+
+    def forward(self, s, ctx):
+        f, caches = run_forward(self.branch, s, ctx)
+        f *= self.beta
+        f += s
+        f *= self.alpha
+        return f, caches
+
+    def backward(self, g, caches, ctx):
+        gb = run_backward(self.branch, caches, (self.alpha * self.beta) * g, ctx)
+        gb += self.alpha * g
+        return gb

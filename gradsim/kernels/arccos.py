@@ -1,0 +1,81 @@
+"""The arc-cosine kernel map of the ab-ReLU, the packed layout of a pair's kernel state
+and the op codes of a kernel program: plain Python, shared by the numba kernel
+(:mod:`.nngp`, which compiles :func:`ab_map` and :func:`pair_layout`), its NumPy twin
+(:mod:`.nngp_numpy`, which maps :func:`ab_map` over arrays) and the theory
+(:mod:`gradsim.theory`), so that each closed form exists once.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+
+__all__ = ["ab_map", "PairLayout", "pair_layout", "STEP", "SAVE", "MIX", "SCALE", "OPS"]
+
+
+def ab_map(rho, a, b):
+    r"""The arc-cosine kernel map of the ab-ReLU and its first two derivatives.
+
+    For ``phi(z) = a z`` (``z > 0``), ``b z`` (``z <= 0``) and ``u, v`` standard Gaussian
+    with correlation ``rho`` (clipped to ``[-1, 1]``), ``theta = arccos rho``:
+
+    .. math::
+
+        g(\rho) = E[\phi(u)\phi(v)] = ab\rho + (a - b)^2
+                  \frac{\sqrt{1 - \rho^2} + (\pi - \theta)\rho}{2\pi},\qquad
+        g'(\rho) = E[\phi'(u)\phi'(v)] = ab + (a - b)^2 \frac{\pi - \theta}{2\pi},\qquad
+        g''(\rho) = \frac{(a - b)^2}{2\pi\sqrt{1 - \rho^2}}
+
+    (``phi(z) = b z + (a - b) relu(z)``, the ReLU arc-cosine kernel of Cho and Saul 2009,
+    and Price's theorem for the derivatives).  ``g''`` is returned as 0 where
+    ``rho = +-1`` (see :mod:`gradsim.theory.exact` for why that is right on the diagonal),
+    and ``g(1)`` as ``(a^2 + b^2) / 2`` exactly, the expression the diagonal itself uses,
+    so that a pair at one input keeps ``rho = 1`` to the last bit.
+
+    Parameters
+    ----------
+    rho : float
+    a, b : float
+        Slopes on the positive and non-positive side (ReLU: 1, 0).
+
+    Returns
+    -------
+    g, g1, g2 : float
+        ``g(rho)``, ``g'(rho)``, ``g''(rho)``.
+
+    References
+    ----------
+    Cho and Saul, "Kernel methods for deep learning", NeurIPS 2009.
+    """
+    rho = min(max(rho, -1.0), 1.0)
+    m = (a - b) ** 2
+    root = math.sqrt(max(1.0 - rho * rho, 0.0))
+    t = math.pi - math.acos(rho)
+    g = a * b * rho + m * (root + t * rho) / (2 * math.pi)
+    g1 = a * b + m * t / (2 * math.pi)
+    g2 = m / (2 * math.pi * root) if root > 0 else 0.0
+    if rho == 1.0:
+        g = (a * a + b * b) / 2
+    return g, g1, g2
+
+
+#: Offsets of one pair's packed kernel state (see :func:`pair_layout`).
+PairLayout = collections.namedtuple("PairLayout", "A B C ax by cx cy cxy size")
+
+
+def pair_layout(d):
+    """Where each quantity of a pair ``(x, y)``'s kernel state sits, for input dimension ``d``.
+
+    The state is ``[K(x,x), K(y,y), K(x,y), dK(x,x)/dx (d), dK(y,y)/dy (d), dK(x,y)/dx
+    (d), dK(x,y)/dy (d), d^2 K(x,y)/dx dy (d x d, row-major)]``: ``A``, ``B``, ``C`` are the
+    indices of the three values, ``ax`` .. ``cxy`` the first index of each block, ``size``
+    the length ``3 + 4 d + d^2``.
+    """
+    return PairLayout(0, 1, 2, 3, 3 + d, 3 + 2 * d, 3 + 3 * d, 3 + 4 * d, 3 + 4 * d + d * d)
+
+
+#: Op codes of a kernel program (:class:`gradsim.families.hooks.KernelOp`): ``STEP``
+#: applies the activation and a weight, ``K <- x1 E[phi phi] + x2``; ``SAVE`` keeps the
+#: state as the skip; ``MIX`` sets ``K <- x1 (skip + x2 K)``; ``SCALE`` sets ``K <- x1 K``.
+STEP, SAVE, MIX, SCALE = 0, 1, 2, 3
+OPS = {"step": STEP, "save": SAVE, "mix": MIX, "scale": SCALE}

@@ -1,0 +1,204 @@
+"""Exact infinite-width covariance of input gradients, for any input dimension, with biases.
+
+At infinite width the network output is a Gaussian process with kernel ``K(x, x')``
+(the NNGP kernel), and its input gradient is the Gaussian process with kernel
+``C_ab(x, x') = d^2 K / dx_a dx'_b``.  We carry, layer by layer and in closed form, the
+kernel values on the two diagonals ``A = K(x, x)``, ``B = K(x', x')``, the cross value
+``C = K(x, x')``, their first derivatives ``dA/dx``, ``dB/dx'``, ``dC/dx``, ``dC/dx'`` and
+the mixed derivative ``d^2 C / dx dx'``.
+
+For an ab-ReLU ``phi`` and pre-activations with kernel ``(A, B, C)``,
+``E[phi(u) phi(v)] = S g(rho)`` with ``S = sqrt(A B)``, ``rho = C / S`` and
+``g(rho) = a b rho + (a - b)^2 (sqrt(1 - rho^2) + (pi - arccos rho) rho) / (2 pi)``;
+``g'(rho) = a b + (a - b)^2 (pi - arccos rho) / (2 pi)`` and
+``g''(rho) = (a - b)^2 / (2 pi sqrt(1 - rho^2))``.  Then
+``d^2 (S g) / dx dx' = S_xx' g + g' (S_x rho_x'^T + rho_x S_x'^T) + S g' rho_xx'
++ S g'' rho_x rho_x'^T``.  With ``u_x = A_x / 2A`` this is computed as
+``S [g u_x u_y^T + g' (u_x r_y^T + r_x u_y^T + r_xy) + g'' r_x r_y^T]``, where
+``r_x = C_x / S - rho u_x`` and ``r_xy = C_xy / S - (C_x u_y^T + u_x C_y^T) / S
++ rho u_x u_y^T``: no cubes of ``S`` and no cancellation between large terms.
+
+Diagonal branch: as ``x' -> x``, ``rho_x ~ |x - x'|`` and ``g'' ~ 1 / |x - x'|``, so the
+last term is ``O(|x - x'|)``: it vanishes on the diagonal, where it is set to 0
+(``sqrt(1 - rho^2) = 0``), and it is kept at every other pair however close, because
+it is exactly the term that makes the covariance kink there (the shallow net's
+Brownian slope, :func:`gradsim.gp.shallow_diffusion`).  Where ``1 - rho^2`` is at the
+level of rounding, ``r_x`` and ``r_y`` are too, so the term is ``O(eps^{3/2})``.
+
+The network is its family's kernel program (:class:`~gradsim.families.hooks.KernelPlan`:
+per layer a ``STEP`` of the map above, residual blocks as ``SAVE``/``MIX``), run on every
+pair by :func:`gradsim.kernels.nngp.run_program` or its NumPy twin.  Covers feedforward
+nets and resnets (one- or two-layer branch) without batch norm, with ReLU, ab-ReLU,
+looks-linear (partially mirrored) CReLU, or CReLU with independent halves (whose kernel
+maps are exactly ReLU's); ``covers(spec)`` says why any other spec is not covered.
+
+References
+----------
+Cho and Saul, "Kernel methods for deep learning", NeurIPS 2009.
+Neal, "Bayesian learning for neural networks", 1996.
+Lee et al., "Deep neural networks as Gaussian processes", ICLR 2018.
+Matthews et al., "Gaussian process behaviour in wide deep neural networks", ICLR 2018.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..kernels import backend as get_backend
+from ..kernels.arccos import pair_layout
+from ..util import check_memory
+from .base import require
+from .base import covers as _covers
+
+__all__ = ["exact_gradient_covariance", "nngp_kernel", "covers", "defined_at"]
+
+
+def covers(spec):
+    """None if the exact infinite-width theory covers ``spec``, else why not."""
+    return _covers(spec, "exact")
+
+
+def _check(spec, x, y):
+    sym = y is None
+    if y is None:
+        y = x
+    require(spec, "exact")
+    out = []
+    for name, v in (("x", x), ("y", y)):
+        v = np.asarray(v, dtype=float)
+        if v.ndim == 1 and spec.input_dim == 1:
+            v = v[:, None]
+        if v.ndim != 2 or v.shape[1] != spec.input_dim or v.shape[0] < 1:
+            raise ValueError(f"{name} must have shape (points, {spec.input_dim})")
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{name} must be finite")
+        out.append(v)
+    x, y = out
+    d = spec.input_dim
+    check_memory(8 * len(x) * len(y) * (3 * pair_layout(d).size + 2 * d * d + 3),
+                 "exact theory on this many pairs (points x points x input_dim^2)")
+    return x, y, sym
+
+
+def defined_at(spec, x):
+    """True unless an input of ``x`` ``(P, d)`` has no angle: zero first-layer kernel
+    ``(sigma_w^2 / d) |x|^2 + sigma_b0^2`` (an input at 0 without a first-layer bias)."""
+    x = np.asarray(x, dtype=float).reshape(len(x), -1)
+    return not len(x) or bool(np.min(spec.weight_var / spec.input_dim * (x * x).sum(1)
+                                     + spec.first_bias_var) > 0)
+
+
+def _pairs_state(spec, x, y, ii, jj):
+    """Kernel states ``(size, K)`` of the first pre-activations ``W x + b`` for the pairs
+    ``(x[ii], y[jj])``: ``K = (sigma_w^2 / d) x . y + sigma_b0^2`` (rows as in
+    :func:`~gradsim.kernels.arccos.pair_layout`)."""
+    d = spec.input_dim
+    lay = pair_layout(d)
+    s0 = spec.weight_var / d
+    fb = spec.first_bias_var
+    xi, yj = x[ii], y[jj]
+    st = np.empty((lay.size, len(ii)))
+    st[lay.A] = s0 * np.einsum("kd,kd->k", xi, xi) + fb
+    st[lay.B] = s0 * np.einsum("kd,kd->k", yj, yj) + fb
+    st[lay.C] = s0 * np.einsum("kd,kd->k", xi, yj) + fb
+    st[lay.ax:lay.by] = 2 * s0 * xi.T
+    st[lay.by:lay.cx] = 2 * s0 * yj.T
+    st[lay.cx:lay.cy] = s0 * yj.T
+    st[lay.cy:lay.cxy] = s0 * xi.T
+    st[lay.cxy:] = s0 * np.eye(d).ravel()[:, None]
+    return st
+
+
+def _output(spec, x, y, symmetric, backend):
+    """``(K, d^2 K / dx dy, log_scale)``: the output's kernel (P, Q) and mixed
+    derivative (P, Q, d, d), both divided by ``exp(log_scale)``.
+
+    The family's kernel program carries the state divided by a common growth per block,
+    so deep nets stay in floating-point range (a plain resnet's variance is ``2^L``).
+    """
+    kern = get_backend(backend)
+    if not (defined_at(spec, x) and defined_at(spec, y)):
+        raise ValueError("an input at 0 with no first-layer bias has no defined angle")
+    p, q, d = len(x), len(y), spec.input_dim
+    if symmetric:
+        ii, jj = np.triu_indices(p)
+    else:
+        ii, jj = (m.ravel() for m in np.indices((p, q)))
+    st = _pairs_state(spec, x, y, ii, jj)
+    plan = spec.family.kernel_plan(spec, spec.activation_rule)
+    out = np.empty_like(st)
+    kern.run_program(st, d, *plan.program(), plan.a, plan.b, out)
+    lay = pair_layout(d)
+    c = np.empty((p, q))
+    cxy = np.empty((p, q, d, d))
+    c[ii, jj] = out[lay.C]
+    cxy[ii, jj] = out[lay.cxy:].T.reshape(-1, d, d)
+    if symmetric:
+        c[jj, ii] = out[lay.C]
+        cxy[jj, ii] = out[lay.cxy:].T.reshape(-1, d, d).transpose(0, 2, 1)
+        k = np.arange(p)
+        cxy[k, k] = (cxy[k, k] + cxy[k, k].transpose(0, 2, 1)) / 2  # symmetric up to rounding
+    return c, cxy, plan.log_scale
+
+
+def nngp_kernel(spec, x, y=None, *, backend="numba"):
+    """Output kernel ``K(x_i, y_j) = E[f(x_i) f(y_j)]`` at infinite width.
+
+    Parameters
+    ----------
+    spec : NetSpec
+        Feedforward or resnet, no batch norm.
+    x : array_like, shape (P, d) (or (P,) when d = 1)
+    y : array_like, shape (Q, d), optional
+        Default ``x``.
+    backend : {'numba', 'numpy'}
+
+    Returns
+    -------
+    ndarray, shape (P, Q)
+    """
+    x, y, sym = _check(spec, x, y)
+    c, _, log_scale = _output(spec, x, y, sym, backend)
+    return _unscale(c, log_scale)
+
+
+def _unscale(v, log_scale):
+    """``v * exp(log_scale)``, ``inf`` where that leaves floating-point range."""
+    if log_scale == 0:
+        return v
+    with np.errstate(over="ignore"):
+        return v * np.exp(log_scale)
+
+
+def exact_gradient_covariance(spec, x, y=None, *, backend="numba", log_scale=False):
+    """``E[df/dx_a(x_i) df/dx_b(y_j)]`` at infinite width.
+
+    Assumption: infinite width (every hidden layer's width to infinity, Gaussian
+    weights), so the output is the Gaussian process of :func:`nngp_kernel` and the
+    gradient's covariance is its mixed second derivative.  Exact at any depth, for any
+    input dimension and with biases; no independence assumption.
+
+    Parameters
+    ----------
+    spec : NetSpec
+        Feedforward or resnet, no batch norm; ReLU, ab-ReLU or CReLU.
+    x : array_like, shape (P, d) (or (P,) when d = 1)
+    y : array_like, shape (Q, d), optional
+        Default ``x``; then only the upper triangle of pairs is computed and the rest
+        is filled by symmetry, so the result is exactly symmetric.
+    backend : {'numba', 'numpy'}
+        The numba kernel (threads over pairs) or its NumPy twin; they agree to rounding.
+    log_scale : bool
+        Return ``(cov, log_scale)`` with the true covariance ``cov * exp(log_scale)``;
+        for nets so deep that the covariance itself leaves floating-point range
+        (correlations are ratios of ``cov`` entries and stay finite).
+
+    Returns
+    -------
+    ndarray, shape (P, Q, d, d)
+        The covariance of the gradient vectors; for ``d = 1`` take ``[..., 0, 0]``.
+        Entries beyond floating-point range are ``inf`` (see ``log_scale``).
+    """
+    x, y, sym = _check(spec, x, y)
+    _, cxy, ls = _output(spec, x, y, sym, backend)
+    return (cxy, ls) if log_scale else _unscale(cxy, ls)

@@ -1,0 +1,104 @@
+"""Gradient independence with mean-field angles.
+
+Assumption: in the backward pass the weights are independent of the forward pass (exact
+for the weights' own contribution at infinite width and large input dimension).  The
+pre-activation kernels follow the mean-field map ``q <- s E[phi(u)^2] + sigma_b^2``,
+``c <- s sqrt(q q') E[phi(u) phi(v)] + sigma_b^2``, and every layer multiplies the
+gradient inner product by ``s E[phi'(u) phi'(v)]`` at its own angle.  The network is read
+from its family's kernel program (:class:`~gradsim.families.hooks.KernelPlan`), the same
+description the exact theory runs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..kernels.arccos import MIX, SAVE, SCALE, STEP, ab_map
+from .base import LABELS, Theory, require
+from .base import covers as _covers
+
+__all__ = ["independence", "covers"]
+
+
+def covers(spec):
+    """None if gradient independence covers ``spec``, else why not."""
+    return _covers(spec, "independence")
+
+
+def _run(ops, state, a, b):
+    """Apply kernel ops to ``[q1, q2, c, F_var, F_cov]``: the kernel of the two inputs and
+    the gradient factors, which combine as the kernel does (``MIX``, ``SCALE``) and pick
+    up ``s E[phi'^2]`` and ``s E[phi'(u) phi'(v)]`` at each ``STEP``."""
+    gd = ab_map(1.0, a, b)[0]
+    g1d = ab_map(1.0, a, b)[1]
+    skip = None
+    for code, x1, x2 in ops:
+        q1, q2, c, fv, fc = state
+        if code == STEP:
+            root = math.sqrt(q1 * q2)
+            g, g1, _ = ab_map(c / root, a, b)
+            state = [x1 * gd * q1 + x2, x1 * gd * q2 + x2, x1 * g * root + x2,
+                     fv * x1 * g1d, fc * x1 * g1]
+        elif code == SAVE:
+            skip = list(state)
+        elif code == MIX:
+            state = [x1 * (s0 + x2 * v) for s0, v in zip(skip, state)]
+        elif code == SCALE:
+            state = [x1 * v for v in state]
+    return state
+
+
+def independence(spec, x, y):
+    """Gradient covariance under gradient independence, with mean-field angles.
+
+    Feedforward and resnets (one- or two-layer branch) without batch norm, ReLU,
+    ab-ReLU or looks-linear CReLU (``covers``).  For feedforward nets the gradient inner
+    product ``E[grad f(x) . grad f(y)]`` is ``readout_var * sigma_w^2 *
+    prod_l s E[phi'(u_l) phi'(v_l)] / s`` (``R_ff = prod_l (1 - theta_l / pi)`` for ReLU at
+    He), for resnets ``readout_var * sigma_w^2 * prod_l alpha^2 (1 + beta^2 prod_branch s
+    E[phi' phi'])``.  At ``theta_l = pi / 2`` this is the paper model.  On a 1-D input with
+    biases it can be wrong (use the exact infinite-width theory there).
+
+    Parameters
+    ----------
+    spec : NetSpec
+    x, y : array_like, shape (d,)
+        The two inputs.
+
+    Returns
+    -------
+    Theory
+        Labelled ``LABELS['independence']``; ``variance`` is at ``x``.
+
+    References
+    ----------
+    Schoenholz, Gilmer, Ganguli and Sohl-Dickstein, "Deep information propagation",
+    ICLR 2017; Yang, "Scaling limits of wide neural networks with weight sharing", 2019.
+    """
+    require(spec, "independence")
+    x = np.asarray(x, dtype=float).reshape(-1)
+    y = np.asarray(y, dtype=float).reshape(-1)
+    if x.shape != (spec.input_dim,) or y.shape != x.shape:
+        raise ValueError(f"x and y must have shape ({spec.input_dim},)")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("x and y must be finite")
+    sw, d = spec.weight_var, spec.input_dim
+    q1 = float(sw * x @ x / d + spec.first_bias_var)
+    q2 = float(sw * y @ y / d + spec.first_bias_var)
+    c = float(sw * x @ y / d + spec.first_bias_var)
+    if q1 <= 0 or q2 <= 0:
+        raise ValueError("an input with zero norm and no first-layer bias has no angle")
+    plan = spec.family.kernel_plan(spec, spec.activation_rule)
+    state = [q1, q2, c, 1.0, 1.0]
+    L = spec.depth
+    var, cov, corr = np.empty(L), np.empty(L), np.empty(L)
+    for k, block in enumerate(plan.blocks):
+        state = _run(block, state, plan.a, plan.b)
+        log = math.fsum(plan.log_growth[:k + 1])
+        *_, fv, fc = _run(plan.head, state, plan.a, plan.b)
+        corr[k] = fc / fv
+        with np.errstate(over="ignore"):  # a plain resnet's variance is 2^L: inf past ~1000
+            var[k], cov[k] = sw * fv * np.exp(log), sw * fc * np.exp(log)
+    return Theory(LABELS["independence"], np.arange(1, L + 1), var, cov, corr)

@@ -1,0 +1,202 @@
+"""Small shared utilities: validators, JSON data classes, dtypes, the memory guard,
+atomic writes and output-path checks.
+
+Every module validates through :func:`check_int`, :func:`check_real` and
+:func:`check_choice`, so bad input always gets the same kind of message: a
+``ValueError`` naming the parameter and its allowed range.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import secrets
+from numbers import Integral, Real
+
+import numpy as np
+
+__all__ = ["MAX_SIZE", "check_int", "check_real", "check_choice", "JsonData", "DTYPES",
+           "get_dtype", "available_memory", "check_memory", "atomic_write", "check_output",
+           "TMP_PREFIX"]
+
+#: Upper bound on any single size (depth, width, input dimension, points).
+MAX_SIZE = 1_000_000
+#: Prefix of the temporary files :func:`atomic_write` creates beside its target.
+TMP_PREFIX = ".gradsim-"
+
+
+def check_int(name, value, lo=1, hi=MAX_SIZE):
+    """Return ``value`` as an int in ``[lo, hi]`` or raise a ValueError naming it."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    if not isinstance(value, Integral):
+        if isinstance(value, Real) and math.isfinite(value) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    value = int(value)
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value}")
+    return value
+
+
+def check_real(name, value, lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
+    """Return ``value`` as a finite float in the stated range or raise a ValueError."""
+    lb = "(" if lo_open else "["
+    rb = ")" if hi_open else "]"
+    allowed = f"a finite number in {lb}{lo}, {hi}{rb}"
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    value = float(value)
+    bad = (
+        not math.isfinite(value)
+        or value < lo
+        or value > hi
+        or (lo_open and value == lo)
+        or (hi_open and value == hi)
+    )
+    if bad:
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return value
+
+
+def check_choice(name, value, choices):
+    """Return ``value`` if it is one of ``choices`` or raise a ValueError listing them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+class JsonData:
+    """Mixin for frozen dataclasses that round-trip through JSON.
+
+    ``_label`` names the object in error messages.
+    """
+
+    _label = "data"
+
+    def replace(self, **changes):
+        """Return a copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        """Plain-dict form (JSON types only)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        """Build from :meth:`to_dict` output, rejecting unknown keys."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{cls._label} must be a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"{cls._label} has unknown keys: {', '.join(unknown)}")
+        return cls(**data)
+
+    def to_json(self):
+        """JSON text (sorted keys)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text):
+        """Inverse of :meth:`to_json`; malformed text raises ValueError."""
+        try:
+            data = json.loads(text)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{cls._label} is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def get_dtype(dtype):
+    """``numpy.float64`` or ``numpy.float32`` from a name or dtype; anything else is an error."""
+    for name, value in DTYPES.items():
+        if dtype is value or dtype == name:
+            return value
+        if not isinstance(dtype, str) and np.dtype(value) == dtype:
+            return value
+    raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
+
+
+def available_memory():
+    """Bytes of memory available now (``MemAvailable``), or physical memory if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - exotic platforms
+        return 2**40
+
+
+def check_memory(nbytes, what, fraction=0.8):
+    """Raise ValueError if ``nbytes`` exceeds ``fraction`` of the available memory.
+
+    ``what`` names the parameters responsible, for the message.
+    """
+    limit = fraction * available_memory()
+    if nbytes > limit:
+        raise ValueError(
+            f"{what} would need about {nbytes / 2**30:.3g} GiB of memory, more than the "
+            f"{limit / 2**30:.3g} GiB available; reduce it"
+        )
+
+
+@contextlib.contextmanager
+def atomic_write(path):
+    """Yield a binary file handle whose contents replace ``path`` only on success.
+
+    The data go to a temporary file ``.gradsim-<random>.tmp`` beside ``path``, flushed and
+    synced, then renamed over it; on any error (or Ctrl-C) the temporary file is removed.
+    """
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(parent, f"{TMP_PREFIX}{secrets.token_hex(6)}.tmp")
+    # os.open with mode 0o666 honours the umask, as a plain open() would
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def check_output(path, force=False, suffix=".npz"):
+    """Fail early, before any work, if ``path`` cannot be written.
+
+    Raises ValueError if the suffix is wrong, the directory is missing or not
+    writable, the path is a directory, or the file exists and ``force`` is false.
+    """
+    path = os.fspath(path)
+    if suffix and not path.endswith(suffix):
+        raise ValueError(f"out must be a file name ending in {suffix}, got {path!r}")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ValueError(f"out: directory {parent!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"out: directory {parent!r} is not writable")
+    if os.path.isdir(path):
+        raise ValueError(f"out: {path!r} is a directory")
+    try:
+        name_max = os.pathconf(parent, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - exotic platforms
+        name_max = 255
+    if len(os.fsencode(os.path.basename(path))) > name_max:
+        raise ValueError(f"out: file name longer than {name_max} bytes")
+    if os.path.exists(path) and not force:
+        raise ValueError(f"out: {path!r} exists; use --force (force=True) to overwrite it")
+    return path
