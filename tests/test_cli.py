@@ -302,7 +302,7 @@ def test_interrupt_writes_nothing(tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("gradsim.cli.simulate", interrupted)
+    monkeypatch.setattr("gradsim.cli.simulate.simulate", interrupted)
     code, stdout, stderr = run(capsys, base_args(tmp_path / "i.npz"))
     assert code == 130
     assert stdout == "" and "Traceback" not in stderr

@@ -6,7 +6,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from gradsim import kernels_conv, reference_conv
+from gradsim.kernels import backend
+
+kernels_conv, reference_conv = backend("numba"), backend("numpy")
 from gradsim.conv import (
     ConvNet,
     ConvSpec,

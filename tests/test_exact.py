@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gradsim import GridSpec, NetSpec, simulate
-from gradsim.exact import exact_gradient_covariance, nngp_kernel
+from gradsim.theory.exact import exact_gradient_covariance, nngp_kernel
 from gradsim.strategies import net_specs
 from gradsim.theory import independence
 

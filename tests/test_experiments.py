@@ -17,8 +17,8 @@ from gradsim.experiments.base import (
     resolve,
     save_results,
 )
-from gradsim.report import write_report
-from gradsim.reproduce import Interrupted, reproduce, run_one
+from gradsim.experiments.report import write_report
+from gradsim.experiments.reproduce import Interrupted, reproduce, run_one
 
 JIT_OFF = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 
@@ -245,7 +245,7 @@ def test_quick_reproduction_meets_its_targets(tmp_path, capsys):
 
 
 def test_plain_text_summaries():
-    from gradsim.report import format_claims, format_run
+    from gradsim.experiments.report import format_claims, format_run
 
     res = run_one("paper_model", overrides=_tiny("paper_model"))
     text = format_run(res)

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from gradsim import GridSpec, NetSpec, simulate
 from gradsim.compare import assert_agrees
-from gradsim.exact import exact_gradient_covariance
-from gradsim.gp import gp_sample, gp_statistics, shallow_diffusion
+from gradsim.theory.exact import exact_gradient_covariance
+from gradsim.theory.gp import gp_sample, gp_statistics, shallow_diffusion
 from gradsim.stats import brown_noise, lag1, white_noise
 
 

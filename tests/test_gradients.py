@@ -67,8 +67,8 @@ def test_forward_mode_equals_reverse_mode_and_twin(spec, seed, data):
 def test_frozen_equals_diagonal_of_through_jacobian_structure(spec, seed):
     """Frozen BN: per-point gradients do not interact, so forward mode with P*d
     point-wise tangents (as used for 'through') gives the same numbers."""
-    from gradsim._util import get_backend
-    from gradsim.layers import Context
+    from gradsim.kernels import backend as get_backend
+    from gradsim.families.layers import Context
     from gradsim.nets import _run, _tangent_seed
 
     spec = spec.replace(bn_grad="frozen")

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gradsim.cli import main
-from gradsim.data import split_digits
+from gradsim.train.data import split_digits
 from gradsim.train import (
     FAMILIES,
     SGD,
@@ -213,7 +213,7 @@ def test_bad_data_and_unknown_settings():
 
 def test_digits_split_is_fixed_and_stratified():
     sklearn = pytest.importorskip("sklearn")  # noqa: F841 - the optional extra
-    from gradsim.data import load_digits
+    from gradsim.train.data import load_digits
 
     a, b = load_digits(), load_digits()
     assert a.x_train.shape == (1438, 64) and a.x_test.shape == (359, 64)

@@ -24,6 +24,8 @@ import platform
 
 import numpy as np
 
+from ..io import write_npz
+
 __all__ = ["Results", "Claim", "resolve", "parse_overrides", "save_results", "load_results",
            "versions"]
 
@@ -188,17 +190,12 @@ def check_range(name, params, key, lo, hi):
 
 
 def save_results(path, results):
-    """Write ``results`` to ``path`` (``.npz``) atomically."""
-    from ..util import atomic_write
-
+    """Write ``results`` to ``path`` (``.npz``, compressed) atomically."""
     meta = {"name": results.name, "params": results.params, "meta": results.meta,
             "format": "gradsim-results-1"}
-    arrays = {k: np.asarray(v) for k, v in results.arrays.items()}
-    if "__meta__" in arrays:
+    if "__meta__" in results.arrays:
         raise ValueError("array name __meta__ is reserved")
-    with atomic_write(path) as fh:
-        np.savez_compressed(fh, __meta__=np.array(json.dumps(meta)), **arrays)
-    return path
+    return write_npz(path, {"__meta__": json.dumps(meta), **results.arrays}, compressed=True)
 
 
 def load_results(path):

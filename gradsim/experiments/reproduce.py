@@ -17,8 +17,8 @@ import os
 import sys
 import time
 
+from .. import experiments
 from ..figures import save_figure
-from . import NAMES, get, missing_requirements
 from .base import resolve, save_results, versions
 from .report import write_report
 
@@ -57,7 +57,7 @@ class TqdmProgress:
 
 def run_one(name, quick=False, overrides=None, progress=None):
     """Resolve parameters and run experiment ``name``; returns its Results."""
-    module = get(name)
+    module = experiments.get(name)
     params = resolve(module, quick, overrides)
     t0 = time.perf_counter()
     res = module.run(params, progress or TqdmProgress(quiet=True))
@@ -91,12 +91,12 @@ def reproduce(out_dir, quick=False, only=None, overrides=None, progress=None, fo
         ``entries`` (name -> (Results, claims, figure paths)), ``report`` paths and
         ``seconds``.
     """
-    names = list(only) if only else list(NAMES)
+    names = list(only) if only else list(experiments.NAMES)
     for n in names:
-        get(n)  # unknown names fail before anything is written
+        experiments.get(n)  # unknown names fail before anything is written
     skipped = {}
     for n in list(names):
-        missing = missing_requirements(n)
+        missing = experiments.missing_requirements(n)
         if missing:
             hint = ", ".join(f"{m} (pip install -e \".[{extra}]\")" for m, extra in missing)
             if only:
@@ -109,7 +109,7 @@ def reproduce(out_dir, quick=False, only=None, overrides=None, progress=None, fo
     for n in overrides:
         if n not in names:
             raise ValueError(f"overrides for {n!r}, which is not being run")
-    modules = {n: get(n) for n in names}
+    modules = {n: experiments.get(n) for n in names}
     params = {n: resolve(modules[n], quick, overrides.get(n)) for n in names}
     if os.path.exists(os.path.join(out_dir, "report.md")) and not force:
         raise ValueError(f"{out_dir} already holds a report; use --force to replace it")

@@ -91,14 +91,19 @@ def independence(spec, x, y):
     if q1 <= 0 or q2 <= 0:
         raise ValueError("an input with zero norm and no first-layer bias has no angle")
     plan = spec.family.kernel_plan(spec, spec.activation_rule)
-    state = [q1, q2, c, 1.0, 1.0]
+    # the gradient factors are renormalised after every block (log_var keeps the scale),
+    # so they stay in range however deep: a plain resnet's variance is 2^L
+    state, log_var = [q1, q2, c, 1.0, 1.0], 0.0
     L = spec.depth
-    var, cov, corr = np.empty(L), np.empty(L), np.empty(L)
+    log_v, corr = np.empty(L), np.empty(L)
     for k, block in enumerate(plan.blocks):
         state = _run(block, state, plan.a, plan.b)
-        log = math.fsum(plan.log_growth[:k + 1])
         *_, fv, fc = _run(plan.head, state, plan.a, plan.b)
         corr[k] = fc / fv
-        with np.errstate(over="ignore"):  # a plain resnet's variance is 2^L: inf past ~1000
-            var[k], cov[k] = sw * fv * np.exp(log), sw * fc * np.exp(log)
+        log_v[k] = log_var + math.log(fv) + math.fsum(plan.log_growth[:k + 1])
+        log_var += math.log(state[3])
+        state[3:] = [1.0, state[4] / state[3]]
+    with np.errstate(over="ignore", divide="ignore"):  # out of range: inf (or 0 for corr 0)
+        var = sw * np.exp(log_v)
+        cov = np.sign(corr) * sw * np.exp(log_v + np.log(np.abs(corr)))
     return Theory(LABELS["independence"], np.arange(1, L + 1), var, cov, corr)

@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from ..util import atomic_write
+from ..io import write_npz
 from ..util import check_int, check_real
 from ..stats import acf_rows
 from .model import ModelSpec, init_model
@@ -194,13 +194,12 @@ def _checkpoint_arrays(model, opt, hist, cfg):
     arrays.update({f"buffer.{k}": v for k, v in model.buffers.items()})
     arrays.update({f"opt.{k}": v for k, v in opt.state.items()})
     arrays.update(hist.to_arrays())
-    arrays["config"] = np.array(json.dumps(cfg.to_dict(), sort_keys=True))
+    arrays["config"] = json.dumps(cfg.to_dict(), sort_keys=True)
     return arrays
 
 
 def _save_checkpoint(path, model, opt, hist, cfg):
-    with atomic_write(path) as fh:
-        np.savez(fh, **_checkpoint_arrays(model, opt, hist, cfg))
+    write_npz(path, _checkpoint_arrays(model, opt, hist, cfg))
 
 
 def load_checkpoint(path):
