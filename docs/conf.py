@@ -110,6 +110,6 @@ html_theme_options = {
     "show_toc_level": 2,
     "secondary_sidebar_items": ["page-toc", "sourcelink"],
 }
-html_sidebars = {"index": [], "theory": [], "conventions": []}  # pages without sub-pages
+html_sidebars = {"index": [], "theory": [], "architecture": [], "conventions": []}  # no sub-pages
 html_static_path = []
 html_show_sourcelink = True

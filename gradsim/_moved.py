@@ -1,4 +1,5 @@
-"""Modules that moved when the package was given its layers, importable by their old names.
+"""Public modules that moved when the package was given its layers, importable by their
+old names.
 
 ``import gradsim.exact`` (and ``from gradsim.exact import ...``) gives the module now at
 ``gradsim.theory.exact``, the same module object, imported only when first asked for.
@@ -22,9 +23,6 @@ MOVED = {
     "gradsim.data": "gradsim.train.data",
     "gradsim.reproduce": "gradsim.experiments.reproduce",
     "gradsim.report": "gradsim.experiments.report",
-    "gradsim.layers": "gradsim.families.layers",
-    "gradsim.reference": "gradsim.kernels.dense_numpy",
-    "gradsim.sweep_file": "gradsim.sweep.file",
 }
 
 

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .stats import Estimate, lag1, pair_estimates, point_moments
+from .stats import lag1, pair_estimates, point_moments
 from .theory import LABELS, covers
 from .theory.exact import defined_at, exact_gradient_covariance
 from .theory.finite import kurtosis_identity
@@ -94,13 +94,14 @@ def compare(theory, estimate, name="", label="", theory_se=0.0):
 
 
 def agrees(theory, estimate, nsigma=4.0, allowance=0.0, theory_se=0.0):
-    """``|estimate - theory| < nsigma * se + allowance`` elementwise (bool array), with
-    ``se`` combining the estimate's and a sampled theory's errors, and ``allowance`` a
-    known bias (e.g. O(L/n) finite width) in the statistic's units."""
+    """``|estimate - theory| < nsigma * se + allowance`` elementwise (bool array), or equal
+    to rounding (:func:`zscore` 0), with ``se`` combining the estimate's and a sampled
+    theory's errors, and ``allowance`` a known bias (e.g. O(L/n) finite width) in the
+    statistic's units."""
     t = np.asarray(theory, dtype=float)
     v = np.asarray(estimate.value, dtype=float)
     se = np.hypot(np.asarray(estimate.se, dtype=float), np.asarray(theory_se, dtype=float))
-    return np.abs(v - t) < nsigma * se + allowance
+    return (np.asarray(zscore(v, t, se)) == 0) | (np.abs(v - t) < nsigma * se + allowance)
 
 
 def assert_agrees(theory, estimate, nsigma=4.0, allowance=0.0, name="", theory_se=0.0):

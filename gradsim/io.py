@@ -43,13 +43,13 @@ def write_npz(path, arrays, compressed=False):
 
     Returns
     -------
-    str
-        ``path``.
+    path
+        ``path``, as given.
     """
     data = {k: np.array(v) if isinstance(v, str) else np.asarray(v) for k, v in arrays.items()}
     with atomic_write(path) as fh:
         (np.savez_compressed if compressed else np.savez)(fh, **data)
-    return os.fspath(path)
+    return path
 
 
 def save(path, sim, force=False):

@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 
 from .families.feedforward import looks_linear_product
-from .families.layers import Context, Dense, Residual, run_backward, run_forward
+from .families.layers import Context, Dense, Residual, Stack, run_backward, run_forward
 from .families.sampling import Sampler
 from .kernels import backend as get_backend
 from .spec import NetSpec
@@ -31,68 +31,18 @@ GRAD_MODES = ("forward", "reverse")
 
 
 @dataclasses.dataclass
-class Network:
-    """One sampled network.
-
-    Attributes
-    ----------
-    spec : NetSpec
-    layers : list
-        Layers from :mod:`gradsim.layers`, applied in order to the input.
-    readout : ndarray, shape (F,)
-        ``f = readout . h`` with ``h`` the last state.
-    readout_half : ndarray or None
-        For a mirrored readout ``[v, -alpha_m v]``, the vector ``v``.
-    bounds : list of int
-        ``bounds[l - 1]`` is the index in ``layers`` of the last layer of the depth-``l``
-        prefix (``l = 1 .. depth``).
-    taps : list of ndarray or None
-        Readouts of the prefixes of depths ``1 .. depth - 1`` (``sample_network(...,
-        taps=True)``), drawn after every other parameter.
+class Network(Stack):
+    """One sampled network: the fields of :class:`~gradsim.families.layers.Stack`, with
+    ``spec`` a NetSpec, ``layers`` from :mod:`gradsim.families` and ``readout`` of shape
+    ``(F,)`` over the last state's features; depth taps give :meth:`prefix` networks.
     """
 
-    spec: NetSpec
-    layers: list
-    readout: np.ndarray
-    readout_half: np.ndarray | None = None
-    bounds: list = dataclasses.field(default_factory=list)
-    taps: list | None = None
     _stack: tuple | None = dataclasses.field(default=None, init=False, repr=False)
-
-    @property
-    def dtype(self):
-        """Floating dtype of the parameters."""
-        return self.readout.dtype
 
     def dense_layers(self):
         """The :class:`~gradsim.families.layers.Dense` layers in the order the network
         applies them (inside residual branches and highway blocks too)."""
-        out = []
-        for layer in self.layers:
-            if isinstance(layer, Dense):
-                out.append(layer)
-            elif isinstance(layer, Residual):
-                out += [b for b in layer.branch if isinstance(b, Dense)]
-            elif hasattr(layer, "dense"):
-                out.append(layer.dense)
-        return out
-
-    def prefix(self, depth):
-        """The first ``depth`` layers or blocks with their tap readout, as a Network.
-
-        Distributed exactly as a network of that depth (see
-        :func:`input_gradient_by_depth`); its layers are this network's own objects.
-        Needs tap readouts (``sample_network(..., taps=True)``) for ``depth < L``.
-        """
-        L = self.spec.depth
-        if not 1 <= depth <= L:
-            raise ValueError(f"depth must be in [1, {L}], got {depth}")
-        if depth == L:
-            return self
-        if self.taps is None:
-            raise ValueError("net has no tap readouts: sample it with taps=True")
-        return Network(self.spec.replace(depth=depth), self.layers[:self.bounds[depth - 1] + 1],
-                       self.taps[depth - 1], None, self.bounds[:depth], self.taps[:depth - 1])
+        return self.layers_of(Dense)
 
     def astype(self, dtype):
         """A copy with every parameter cast to ``dtype`` (a float32 net in float64, say)."""
@@ -167,7 +117,8 @@ def _check_inputs(net, x):
 
 def _run(net, s, ctx):
     """Output state of a pass (the family's fused kernel when the pass records nothing)."""
-    stack = None if ctx.records else net.spec.family.fused(net)
+    fused = getattr(net.spec.family, "fused", None)
+    stack = None if ctx.records or fused is None else fused(net)
     if stack is None:
         s, caches = run_forward(net.layers, s, ctx)
         return net.readout @ s, caches

@@ -50,7 +50,8 @@ def test_exact_theory_tracks_monte_carlo_where_the_paper_model_misses():
     rows = {r.label.split()[0] + " " + r.name: r
             for r in compare_spec(spec, sim.grad[:, i], sim.grad[:, j], sim.x[i], sim.x[j])}
     ex = rows["exact correlation"]
-    assert abs(ex.estimate - ex.theory) < 4 * ex.se + 0.05
+    assert_agrees(ex.theory, Estimate(ex.estimate, ex.se, 100), allowance=0.05,
+                  name="exact correlation")
     paper = rows["paper correlation"]
     assert paper.theory > 0 > paper.estimate
 

@@ -9,9 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gradsim import GridSpec, NetSpec, simulate
-from gradsim.theory.exact import exact_gradient_covariance, nngp_kernel
+from gradsim.compare import assert_agrees
+from gradsim.stats import covariance_matrix, estimate_rows
 from gradsim.strategies import net_specs
 from gradsim.theory import independence
+from gradsim.theory.exact import exact_gradient_covariance, nngp_kernel
 
 specs = net_specs(archs=("feedforward", "resnet"), batchnorm=False,
                   activations=("relu", "leaky", "crelu"), max_input_dim=2)
@@ -93,13 +95,10 @@ def test_exact_against_wide_networks_on_the_line(spec):
     largest entry allowance for the O(L / n) finite-width bias; the gradient-independence
     product misses in the same setting."""
     grid = GridSpec(points=8)
-    nets = 120
-    g = simulate(spec, grid, nets=nets, seed=7, backend="numpy").grad[..., 0]
+    g = simulate(spec, grid, nets=120, seed=7, backend="numpy").grad
     exact = exact_gradient_covariance(spec, grid.points_array())[..., 0, 0]
-    prod = np.einsum("ni,nj->nij", g, g)
-    est, se = prod.mean(0), prod.std(0, ddof=1) / math.sqrt(nets)
-    allowance = 0.05 * np.abs(exact).max()
-    assert np.all(np.abs(est - exact) < 4 * se + allowance)
+    assert_agrees(exact, covariance_matrix(g), allowance=0.05 * np.abs(exact).max(),
+                  name="E[g_i g_j] on the line")
     if spec.arch == "feedforward":
         xs = grid.points_array()[:, 0]
         ind = np.array([[independence(spec, [a], [b]).covariance[-1] for b in xs] for a in xs])
@@ -189,10 +188,9 @@ def test_exact_against_wide_networks_on_gaussian_inputs(spec):
     """3-dim Gaussian inputs: E[grad f(x_i) . grad f(x_j)] (6 x 6) within 4 standard errors
     plus 5% of the largest entry for the O(L / n) finite-width bias."""
     grid = GridSpec(kind="gaussian", points=6, dim=3, seed=2)
-    nets = 120
-    g = simulate(spec, grid, nets=nets, seed=8, backend="numpy").grad
+    g = simulate(spec, grid, nets=120, seed=8, backend="numpy").grad
     exact = np.einsum("pqaa->pq", exact_gradient_covariance(spec, grid.points_array()))
-    prod = np.einsum("npd,nqd->npq", g, g)
-    est, se = prod.mean(0), prod.std(0, ddof=1) / math.sqrt(nets)
-    assert np.all(np.abs(est - exact) < 4 * se + 0.05 * np.abs(exact).max())
+    est = estimate_rows(np.einsum("npd,nqd->npq", g, g).reshape(len(g), -1))
+    assert_agrees(exact.ravel(), est, allowance=0.05 * np.abs(exact).max(),
+                  name="E[grad f(x_i) . grad f(x_j)]")
     assert np.abs(exact - np.diag(np.diag(exact))).max() > 0.05 * np.abs(exact).max()

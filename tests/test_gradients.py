@@ -6,7 +6,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from gradsim import GridSpec, NetSpec, forward, input_gradient, network_rng, sample_network
+from gradsim.compare import assert_agrees
 from gradsim.nets import looks_linear_product, preactivations
+from gradsim.stats import estimate_rows
 from gradsim.strategies import grid_specs, net_specs
 
 
@@ -55,6 +57,8 @@ def test_forward_mode_equals_reverse_mode_and_twin(spec, seed, data):
     net, x = _setup(spec, grid, seed)
     # rounding differs between backends and modes: keep every unit clear of its kink
     assume(all(np.min(np.abs(z)) > 1e-9 for z in preactivations(net, x)))
+    # a known library bug, pinned by the strict xfail below: remove this once it passes
+    assume(not (spec.arch == "post-resnet" and spec.batchnorm and spec.bn_grad == "through"))
     ref = input_gradient(net, x, mode="reverse", backend="numpy")
     scale = np.max(np.abs(ref)) + 1e-300
     for mode in ("forward", "reverse"):
@@ -63,12 +67,27 @@ def test_forward_mode_equals_reverse_mode_and_twin(spec, seed, data):
             np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10 * scale)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "library bug: Residual.forward scales the branch output in place, and a post-resnet "
+    "branch ends in BatchNorm, whose reverse-mode cache (zhat) is a view of that output"))
+def test_reverse_mode_through_batchnorm_ending_a_post_resnet_branch():
+    """The branch F = BN(W x) ends in batch norm; with bn_grad='through' reverse mode
+    needs BN's normalised output as it was, not after x + beta F overwrote it."""
+    spec = NetSpec(arch="post-resnet", depth=1, width=1, batchnorm=True, bn_grad="through")
+    net, x = _setup(spec, GridSpec(points=2, lo=0.0, hi=1.0), 0)
+    np.testing.assert_allclose(input_gradient(net, x, mode="reverse"),
+                               input_gradient(net, x, mode="forward"), rtol=1e-10)
+
+
 @given(net_specs(batchnorm=True), st.integers(0, 2**32))
 def test_frozen_equals_diagonal_of_through_jacobian_structure(spec, seed):
     """Frozen BN: per-point gradients do not interact, so forward mode with P*d
     point-wise tangents (as used for 'through') gives the same numbers."""
-    from gradsim.kernels import backend as get_backend
     from gradsim.families.layers import Context
+    from gradsim.kernels import backend as get_backend
+
+    # private on purpose: this checks the P*d point-wise tangent seed that 'through' uses,
+    # which no public function runs with frozen statistics
     from gradsim.nets import _run, _tangent_seed
 
     spec = spec.replace(bn_grad="frozen")
@@ -90,8 +109,9 @@ def test_gradient_of_linear_activation_is_constant():
     net, x = _setup(spec, GridSpec(points=33), 4)
     g = input_gradient(net, x)[:, 0]
     np.testing.assert_allclose(g, g[0], rtol=1e-12)
-    w = net.layers[0].w
-    for layer in net.layers[2::2]:
+    first, *rest = net.dense_layers()
+    w = first.w
+    for layer in rest:
         w = 0.7 * (layer.w @ w)
     np.testing.assert_allclose(g[0], 0.7 * net.readout @ w[:, 0], rtol=1e-12)
 
@@ -130,36 +150,51 @@ def test_mirroring_zero_is_relu():
     """[P, -0 P] after CReLU is P relu(z): same output as a ReLU net with weights P."""
     spec = NetSpec(depth=3, width=7, activation="crelu", init="looks-linear", mirror=0.0)
     net, x = _setup(spec, GridSpec(points=20), 5)
-    h = np.maximum(net.layers[0].w @ x.T + net.layers[0].b[:, None], 0)
-    for layer in net.layers[2::2]:
+    first, *rest = net.dense_layers()
+    h = np.maximum(first.w @ x.T + first.b[:, None], 0)
+    for layer in rest:
         h = np.maximum(layer.half @ h, 0)
     np.testing.assert_allclose(forward(net, x), net.readout_half @ h, rtol=1e-12)
 
 
 def _explicit(net, x):
-    """A direct transcription of the documented formulas (no BN), values only."""
+    """A direct transcription of the documented formulas (no BN), values only, from the
+    spec and the dense layers in the order the network applies them."""
     s = net.spec
     act = {"relu": lambda z: np.maximum(z, 0),
            "leaky": lambda z: np.where(z > 0, s.slope_pos * z, s.slope_neg * z),
            "crelu": lambda z: np.concatenate([np.maximum(z, 0), np.maximum(-z, 0)])}[s.activation]
-    first = net.layers[0]
-    h = first.w @ x.T + (first.b[:, None] if first.b is not None else 0)
-    if s.arch == "feedforward":
+
+    def affine(layer, h):
+        return layer.w @ h + (layer.b[:, None] if layer.b is not None else 0)
+
+    dense = iter(net.dense_layers())
+    h = affine(next(dense), x.T)
+    if s.arch == "feedforward":  # h_l = act(W_l h_{l-1} + b_l)
         h = act(h)
-        for layer in net.layers[2::2]:
-            h = act(layer.w @ h + (layer.b[:, None] if layer.b is not None else 0))
-        return net.readout @ h
-    for block in net.layers[1:]:
-        if s.arch == "resnet":
+        for layer in dense:
+            h = act(affine(layer, h))
+    elif s.arch == "resnet":  # x_l = alpha (x + beta F(x)), F = W act(x) (+ a second layer)
+        for _ in range(s.depth):
             f = h
-            for layer in block.branch[1::2]:
-                f = layer.w @ act(f) + (layer.b[:, None] if layer.b is not None else 0)
+            for _ in range(s.branch_depth):
+                f = affine(next(dense), act(f))
             h = s.alpha * (h + s.beta * f)
-        else:
-            n = s.width
-            z = block.dense.w @ h + block.dense.b[:, None]
+    elif s.arch == "highway":  # x_l = T H + (1 - T) x, the dense layer stacks [W_H; W_T]
+        n = s.width
+        for layer in dense:
+            z = affine(layer, h)
             t = 1 / (1 + np.exp(-z[n:]))
             h = t * act(z[:n]) + (1 - t) * h
+    else:  # post-resnet: x_0 = act(W_0 x + b_0), x_l = act(alpha (x + beta F(x)))
+        assert s.arch == "post-resnet", s.arch
+        h = act(h)
+        for _ in range(s.depth):
+            f = affine(next(dense), h)
+            for _ in range(s.branch_depth - 1):
+                f = affine(next(dense), act(f))
+            h = act(s.alpha * (h + s.beta * f))
+    assert next(dense, None) is None  # every dense layer used
     return net.readout @ h
 
 
@@ -179,18 +214,22 @@ def test_batchnorm_normalises_over_the_grid_batch():
         np.testing.assert_allclose(z.var(axis=1), 1, rtol=1e-10)
 
 
-@given(net_specs(archs=("feedforward",), max_width=6), st.integers(0, 2**32), st.data())
+@given(net_specs(archs=("feedforward",), max_width=6, batchnorm=False,
+                 activations=("relu", "leaky")), st.integers(0, 2**32), st.data())
 def test_fused_small_width_path_equals_layer_by_layer(spec, seed, data):
     from unittest import mock
 
-    import gradsim.nets as nets
+    from gradsim.families import feedforward
 
+    assume(spec.depth >= 2)  # plain nets of depth >= 2 are the ones that fuse
     grid = data.draw(grid_specs(dim=spec.input_dim))
     net, x = _setup(spec, grid, seed)
     assume(all(np.min(np.abs(z)) > 1e-9 for z in preactivations(net, x)))
+    assert feedforward.fused(net) is not None
     fused = input_gradient(net, x)
     f_fused = forward(net, x)
-    with mock.patch.object(nets, "FUSED_MAX_WIDTH", 0):
+    with mock.patch.object(feedforward, "FUSED_MAX_WIDTH", 0):
+        assert feedforward.fused(net) is None
         layered = input_gradient(net, x)
         f_layered = forward(net, x)
     scale = np.max(np.abs(layered)) + 1e-300
@@ -214,7 +253,7 @@ def test_bulk_drawn_layers_equal_one_draw_per_layer(dtype, bias_var):
         if bias_var:
             want.append(rng.standard_normal(5, dtype=dt))
     got = []
-    for layer in net.layers[::2]:
+    for layer in net.dense_layers():
         got.append(layer.w)
         if layer.b is not None:
             got.append(layer.b)
@@ -226,38 +265,38 @@ def test_bulk_drawn_layers_equal_one_draw_per_layer(dtype, bias_var):
 
 
 def test_weight_variance_is_he():
-    """Sampled He weights have variance weight_var / fan_in (a 5-sigma check)."""
+    """Sampled He weights have second moment weight_var / fan_in: the mean of w^2 over the
+    entries, within 4 standard errors."""
     spec = NetSpec(depth=2, width=300, weight_var=2.0)
     net = sample_network(spec, np.random.default_rng(0))
-    w = net.layers[2].w
-    n = w.size
-    assert abs(w.var() - 2.0 / 300) < 5 * (2.0 / 300) * np.sqrt(2 / n)
+    w2 = net.dense_layers()[1].w.reshape(-1, 1) ** 2
+    assert_agrees(2.0 / 300, estimate_rows(w2), name="He weight variance")
 
 
 def test_orthogonal_weights_are_scaled_orthogonal():
     spec = NetSpec(depth=2, width=20, init="orthogonal", weight_var=2.0)
     net = sample_network(spec, np.random.default_rng(0))
-    w = net.layers[2].w
+    w = net.dense_layers()[1].w
     np.testing.assert_allclose(w.T @ w, 2.0 * np.eye(20), atol=1e-12)
 
 
-def test_float32_agrees_with_float64_without_bn():
-    spec = NetSpec(depth=5, width=32)
+@pytest.mark.parametrize("spec", [
+    NetSpec(depth=5, width=32),
+    NetSpec(arch="resnet", depth=4, width=16, branch_depth=2, bias_var=0.2),
+    NetSpec(arch="post-resnet", depth=3, width=16, beta=0.5),
+], ids=["ff", "resnet", "post-resnet"])
+def test_float32_agrees_with_float64_without_bn(spec):
+    """float32 draws differ from float64 draws: compare the float32 net with the same
+    parameters cast to float64 (Network.astype)."""
     x = GridSpec(points=64).points_array()
-    g64 = input_gradient(sample_network(spec, np.random.default_rng(1)), x)
     net32 = sample_network(spec, np.random.default_rng(1), dtype="float32")
-    g32 = input_gradient(net32, x)
-    assert g32.dtype == np.float32
-    # float32 draws differ from float64 draws; compare the float32 net with itself in float64
-    net32_64 = sample_network(spec, np.random.default_rng(1), dtype="float32")
-    for layer in net32_64.layers:
-        if hasattr(layer, "w"):
-            layer.w = layer.w.astype(np.float64)
-            layer.b = None if layer.b is None else layer.b.astype(np.float64)
-    net32_64.readout = net32_64.readout.astype(np.float64)
-    g = input_gradient(net32_64, x)
+    net64 = net32.astype("float64")
+    assert net64.dtype == np.float64 and net32.dtype == np.float32
+    g32, g = input_gradient(net32, x), input_gradient(net64, x)
+    assert g32.dtype == np.float32 and g.dtype == np.float64
     np.testing.assert_allclose(g32, g, rtol=1e-4, atol=1e-5 * np.abs(g).max())
-    assert g64.shape == g32.shape
+    np.testing.assert_allclose(forward(net32, x), forward(net64, x), rtol=1e-4,
+                               atol=1e-5 * np.abs(forward(net64, x)).max())
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -290,12 +329,13 @@ def test_bad_mode_backend_and_small_batch():
     NetSpec(arch="resnet", depth=4, width=10, branch_depth=2, batchnorm=True),
     NetSpec(arch="highway", depth=3, width=8),
     NetSpec(depth=4, width=6, activation="crelu", init="looks-linear", mirror=0.5),
-], ids=["ff-bn", "resnet2-bn", "highway", "ll"])
+    NetSpec(arch="post-resnet", depth=3, width=8, branch_depth=2, batchnorm=True),
+], ids=["ff-bn", "resnet2-bn", "highway", "ll", "post-resnet2-bn"])
 def test_depth_taps_are_prefix_networks(spec):
     """Taps leave the network unchanged; each prefix with its tap readout is a network
     of that depth, and its gradient is what input_gradient gives for it."""
     from gradsim.montecarlo import simulate_depths
-    from gradsim.nets import Network, input_gradient_by_depth
+    from gradsim.nets import input_gradient_by_depth
 
     x = np.linspace(-2, 2, 9)
     tapped = sample_network(spec, network_rng(3, 0), taps=True)
@@ -303,12 +343,19 @@ def test_depth_taps_are_prefix_networks(spec):
     g = input_gradient_by_depth(tapped, x)
     assert g.shape == (spec.depth, 9, 1) and len(tapped.taps) == spec.depth - 1
     np.testing.assert_array_equal(g[-1], input_gradient(plain, x))
+    assert tapped.prefix(spec.depth) is tapped
     for depth in range(1, spec.depth):
-        pre = Network(spec.replace(depth=depth), tapped.layers[:tapped.bounds[depth - 1] + 1],
-                      tapped.taps[depth - 1])
+        pre = tapped.prefix(depth)
+        assert pre.spec == spec.replace(depth=depth)
         np.testing.assert_array_equal(input_gradient(pre, x), g[depth - 1])
-        assert pre.layers[-1] is tapped.layers[tapped.bounds[depth - 1]]
+        # the prefix's layers are the tapped net's own objects
+        shared = tapped.dense_layers()[:len(pre.dense_layers())]
+        assert all(a is b for a, b in zip(pre.dense_layers(), shared))
     sims = simulate_depths(spec, GridSpec(points=9), nets=3, seed=3)
     np.testing.assert_array_equal(sims[0], g)
     with pytest.raises(ValueError, match="taps=True"):
         input_gradient_by_depth(plain, x)
+    with pytest.raises(ValueError, match="taps=True"):
+        plain.prefix(1)
+    with pytest.raises(ValueError, match="depth"):
+        tapped.prefix(spec.depth + 1)

@@ -1,15 +1,39 @@
 """Every numba kernel agrees with its NumPy twin (gradsim.kernels: each module beside its twin)."""
 
+import importlib
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gradsim.kernels import backend
+from gradsim.kernels import PAIRS, backend
+from gradsim.kernels.arccos import MIX, SAVE, SCALE, STEP, pair_layout
 
 kernels, reference = backend("numba"), backend("numpy")
 
 shapes = st.tuples(st.integers(1, 5), st.integers(2, 7), st.integers(0, 3))  # N, P, D
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=[p[0] for p in PAIRS])
+def test_each_twin_exports_what_its_numba_module_exports(pair):
+    fast, twin = (importlib.import_module(f"gradsim.kernels.{name}") for name in pair)
+    assert fast.__all__ and list(fast.__all__) == list(twin.__all__)
+    for name in fast.__all__:
+        assert callable(getattr(fast, name)) and callable(getattr(twin, name)), name
+
+
+def test_both_backends_expose_the_same_kernels():
+    def names(ns):
+        return {k for k, v in vars(ns).items() if callable(v)}
+
+    assert names(kernels) == names(reference)
+    assert names(kernels) == {fn for pair in PAIRS
+                              for fn in importlib.import_module(f"gradsim.kernels.{pair[0]}")
+                              .__all__}
+    assert (kernels.name, reference.name) == ("numba", "numpy")
+    with pytest.raises(ValueError, match="backend"):
+        backend("cuda")
 
 
 def _state(seed, n, p, d, zeros=True):
@@ -99,14 +123,25 @@ def test_dense_act_stack(shape, layers, seed, a, b, bias):
                       outs=[np.empty_like(s), np.empty_like(s)])
     scale = np.max(np.abs(want[1])) + 1e-300
     np.testing.assert_allclose(got[1], want[1], rtol=0, atol=1e-12 * scale)
-    # by hand: the same layers one at a time
-    h = s
-    for w, c in zip(ws, bs):
-        z = w @ h
-        z[:, :p] += c[:, None]
-        h = np.empty_like(z)
-        reference.act_fwd(z, p, a, b, h)
-    np.testing.assert_allclose(got[1], h, rtol=0, atol=1e-12 * scale)
+
+    def stack(ws, bs, s):
+        work, out = np.empty_like(s), np.empty_like(s)
+        kernels.dense_act_stack(ws, bs, s, p, a, b, work, out)
+        return out
+
+    # the kernel's ping-pong between work and out composes: k layers, then the rest
+    k = layers // 2
+    if k:
+        np.testing.assert_allclose(stack(ws[k:], bs[k:], stack(ws[:k], bs[:k], s)), got[1],
+                                   rtol=0, atol=1e-12 * scale)
+    # tangents ride along: the values never see them, and they are mapped linearly
+    if d:
+        t = np.random.default_rng(seed + 2).standard_normal((n, d * p))
+        moved = stack(ws, bs, np.hstack([s[:, :p], t]))
+        np.testing.assert_array_equal(moved[:, :p], got[1][:, :p])
+        lin = stack(ws, bs, np.hstack([s[:, :p], s[:, p:] + 2 * t]))
+        np.testing.assert_allclose(lin[:, p:], got[1][:, p:] + 2 * moved[:, p:], rtol=0,
+                                   atol=1e-12 * (scale + np.max(np.abs(moved)) * 3))
 
 
 @given(shapes, st.integers(0, 2**32))
@@ -115,8 +150,11 @@ def test_activity(shape, seed):
     z = _state(seed, n, p, 0)
     got, want = _both("activity", z, outs=[np.empty(2)])
     np.testing.assert_allclose(got[0], want[0], rtol=1e-14)
-    # co-active pairs never exceed active units; both are proportions
-    assert 0.0 <= got[0][1] <= got[0][0] <= 1.0
+    # counted directly: (unit, point) pairs active, (unit, i != j) triples active at both
+    on = z > 0
+    both = on[:, :, None] & on[:, None, :]
+    distinct = ~np.eye(p, dtype=bool)
+    np.testing.assert_allclose(got[0], [on.mean(), both[:, distinct].mean()], rtol=1e-14)
 
 
 def test_activity_counts_by_hand():
@@ -132,8 +170,7 @@ def test_activity_counts_by_hand():
 def test_moments_exact_and_order_independent_of_chunks(m, k, seed):
     g = np.random.default_rng(seed).standard_normal((m, k))
     outs = []
-    for name in ("kernels", "reference"):
-        mod = kernels if name == "kernels" else reference
+    for mod in (kernels, reference):
         total, outer = np.zeros(k), np.zeros((k, k))
         mod.accumulate_moments(g, total, outer)
         outs.append((total, outer))
@@ -141,8 +178,9 @@ def test_moments_exact_and_order_independent_of_chunks(m, k, seed):
     total, outer = np.zeros(k), np.zeros((k, k))
     for row in g:
         kernels.accumulate_moments(row[None], total, outer)
-    for t, o in outs + [(total, outer)]:
+    for t, o in outs[1:] + [(total, outer)]:
         assert np.array_equal(t, outs[0][0]) and np.array_equal(o, outs[0][1])
+    np.testing.assert_allclose(outs[0][0], g.sum(axis=0), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(outs[0][1], g.T @ g, rtol=1e-12, atol=1e-12)
 
 
@@ -158,3 +196,51 @@ def test_relu_derivative_at_zero_is_zero(mod):
     g = np.empty((1, 3))
     mod.act_bwd(z[:, :3].copy(), np.ones((1, 3)), 1.0, 0.0, g)
     assert g.tolist() == [[0.0, 1.0, 0.0]]
+
+
+@st.composite
+def kernel_programs(draw):
+    """A random kernel program: steps, and skips saved then mixed back, and scales."""
+    codes, x1, x2, saved = [], [], [], False
+    for _ in range(draw(st.integers(1, 6))):
+        op = draw(st.sampled_from([STEP, STEP, SAVE, SCALE] + ([MIX] if saved else [])))
+        saved = saved or op == SAVE
+        codes.append(op)
+        x1.append(draw(st.floats(0.3, 2.0)))
+        x2.append(draw(st.floats(0.0, 1.0)))
+    return np.array(codes, dtype=np.int64), np.array(x1), np.array(x2)
+
+
+def _pair_states(seed, d, k):
+    """Valid kernel states of ``k`` pairs: A, B > 0, |C| <= 0.95 sqrt(A B), random derivatives."""
+    rng = np.random.default_rng(seed)
+    lay = pair_layout(d)
+    st_ = rng.standard_normal((lay.size, k))
+    st_[lay.A], st_[lay.B] = rng.uniform(0.2, 3.0, (2, k))
+    st_[lay.C] = rng.uniform(-0.95, 0.95, k) * np.sqrt(st_[lay.A] * st_[lay.B])
+    return st_
+
+
+@given(kernel_programs(), st.integers(1, 3), st.sampled_from([1, 5, 64, 150]),
+       st.integers(0, 2**32), st.floats(0.2, 1.5), st.floats(-1.0, 1.0))
+def test_run_program_numba_equals_numpy_twin(program, d, k, seed, a, b):
+    """Random states and programs, across the numba kernel's blocks of pairs (k > 64)."""
+    codes, x1, x2 = program
+    st_ = _pair_states(seed, d, k)
+    before = st_.copy()
+    got, want = _both("run_program", st_, d, codes, x1, x2, a, b, outs=[st_])
+    assert np.array_equal(st_, before)  # the input states are not modified
+    assert np.all(np.isfinite(want[0]))
+    scale = np.max(np.abs(want[0]), axis=1, keepdims=True) + 1e-300  # per quantity
+    np.testing.assert_allclose(got[0] / scale, want[0] / scale, rtol=1e-9, atol=1e-12)
+
+
+def test_run_program_linear_ops_by_hand():
+    """SAVE, MIX and SCALE are linear: K <- x1 (skip + x2 K) and K <- x1 K, on every entry."""
+    st_ = _pair_states(3, 2, 7)
+    codes = np.array([SAVE, SCALE, MIX, SCALE], dtype=np.int64)
+    x1, x2 = np.array([0.0, 3.0, 0.5, 2.0]), np.array([0.0, 0.0, 0.25, 0.0])
+    for mod in (kernels, reference):
+        out = np.empty_like(st_)
+        mod.run_program(st_, 2, codes, x1, x2, 1.0, 0.0, out)
+        np.testing.assert_allclose(out, 2.0 * 0.5 * (st_ + 0.25 * 3.0 * st_), rtol=1e-15)

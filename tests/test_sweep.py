@@ -2,7 +2,7 @@
 
 Every network here is tiny (width <= 8, depth <= 3, points <= 16, nets <= 24).  Only the
 cluster test needs dask (``distributed``); one test kills a real ``gradsim sweep``
-process and resumes it.
+process and resumes it.  Those two are marked ``slow``.
 """
 
 import contextlib
@@ -32,6 +32,8 @@ from gradsim.sweep import (
     run_sweep,
     sweep_status,
 )
+from gradsim.sweep.cells import NO_ANGLE, PAIR_STATISTICS
+from gradsim.theory import covers
 
 BASE = """\
 nets = 6
@@ -149,11 +151,45 @@ def test_theory_not_covered_is_recorded(reference):
         if rec["params"]["batchnorm"]:  # exact theory has no batch norm
             assert not exact["correlation"]["covered"]
             assert "batch norm" in exact["correlation"]["reason"]
+            # the reason is the family's own (gradsim.theory.covers)
+            reason = covers(NetSpec.from_dict(rec["spec"]), "exact")
+            assert {exact[s]["reason"] for s in exact} == {reason}
         else:
             assert exact["correlation"]["covered"] and exact["lag1"]["covered"]
             assert np.isfinite(exact["correlation"]["z"])
         assert not rec["theory"]["paper"]["lag1"]["covered"]
         assert rec["theory"]["paper"]["variance"]["covered"]
+
+
+def test_inputs_without_an_angle_are_not_covered():
+    """Without a first-layer bias an input at 0 has no angle: exact and independence
+    theory do not cover a pair or a grid through it; the paper model ignores inputs."""
+    spec, grid = NetSpec(depth=2, width=4, first_bias_var=0.0), GridSpec(points=9)
+    assert grid.points_array()[4] == 0
+    models = ("paper", "independence", "exact")
+    at0 = compute_cell(spec, grid, 1, 4, pair=(0, 4), theory=models, gp_nets=40)["theory"]
+    for model in ("independence", "exact"):
+        assert {s: at0[model][s] for s in PAIR_STATISTICS} == \
+            {s: {"covered": False, "reason": NO_ANGLE} for s in PAIR_STATISTICS}
+    assert at0["exact"]["lag1"] == {"covered": False, "reason": NO_ANGLE}
+    assert all(at0["paper"][s]["covered"] for s in PAIR_STATISTICS)
+    off0 = compute_cell(spec, grid, 1, 4, pair=(0, 8), theory=models, gp_nets=40)["theory"]
+    assert all(off0[m][s]["covered"] for m in models for s in PAIR_STATISTICS)
+    assert off0["exact"]["lag1"] == {"covered": False, "reason": NO_ANGLE}
+
+
+def test_an_error_in_a_covering_theory_is_raised_not_recorded(monkeypatch):
+    """Coverage is decided before predicting: a theory that covers the cell and then
+    fails is a bug, and compute_cell raises it."""
+    import gradsim.sweep.cells
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(gradsim.sweep.cells, "predict", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        compute_cell(NetSpec(depth=1, width=4), GridSpec(points=8), 1, 4,
+                     statistics=("correlation",), theory=("exact",))
 
 
 # --------------------------------------------------------------------------- files
@@ -253,6 +289,41 @@ def test_figures_one_per_statistic(tmp_path):
     assert names == ["summary.csv", "summary.json", "fig_correlation.png", "fig_lag1.png"]
     for p in res.outputs[2:]:
         assert Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_modules_are_small_share_no_private_names_and_have_no_cycle():
+    """The package's layout: each module under 500 lines, imports of sibling modules
+    (top level or lazy) only of public names, and no import cycle."""
+    import ast
+
+    import gradsim.sweep
+
+    root = Path(gradsim.sweep.__file__).parent
+    graph = {}
+    for path in sorted(root.glob("*.py")):
+        text = path.read_text()
+        assert text.count("\n") < 500, path.name
+        deps = graph.setdefault(path.stem, set())
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                mod = node.module
+                if mod is None:  # from . import x: x are modules
+                    deps |= {a.name for a in node.names}
+                    continue
+                deps.add(mod)
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.name} imports {private} from .{mod}"
+    graph.pop("__init__")
+
+    def reach(mod, seen):
+        for dep in graph.get(mod, ()):
+            assert dep != start, f"import cycle through {start} and {mod}"
+            if dep not in seen:
+                seen.add(dep)
+                reach(dep, seen)
+
+    for start in graph:
+        reach(start, set())
 
 
 # --------------------------------------------------------------------------- bad input
@@ -380,10 +451,10 @@ def test_cli_usage_errors_and_refusal_are_one_line(tmp_path, capsys):
 
 def test_cli_ctrl_c_saves_finished_cells_and_exits_130(reference, tmp_path, capsys,
                                                        monkeypatch):
-    import gradsim.sweep
+    import gradsim.sweep.engines
 
     _, _, want = reference
-    real, calls = gradsim.sweep.compute_cell, []
+    real, calls = gradsim.sweep.engines.compute_cell, []
 
     def interrupted(*args, **kwargs):
         calls.append(1)
@@ -391,7 +462,8 @@ def test_cli_ctrl_c_saves_finished_cells_and_exits_130(reference, tmp_path, caps
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(gradsim.sweep, "compute_cell", interrupted)
+    # the engine looks compute_cell up in its own module
+    monkeypatch.setattr(gradsim.sweep.engines, "compute_cell", interrupted)
     path, out = write(tmp_path, BASE), tmp_path / "out"
     assert main(["sweep", str(path), "--out", str(out), "--serial"]) == 130
     captured = capsys.readouterr()
@@ -399,7 +471,7 @@ def test_cli_ctrl_c_saves_finished_cells_and_exits_130(reference, tmp_path, caps
     assert captured.err == (f"gradsim: interrupted; 3 of 8 cells are saved in {out}; rerun "
                             "the same command to resume\n")
     assert sweep_status(parse_sweep(BASE), out) == (3, 8)
-    monkeypatch.setattr(gradsim.sweep, "compute_cell", real)
+    monkeypatch.setattr(gradsim.sweep.engines, "compute_cell", real)
     assert main(["sweep", str(path), "--out", str(out), "--serial"]) == 0
     assert "(5 computed, 3 reused)" in capsys.readouterr().out
     assert cells_of(out) == want
@@ -409,6 +481,7 @@ KILL = BASE.replace("nets = 6", "nets = 24").replace("width = 4", "width = 8") \
     .replace("points = 8", "points = 16").replace("chunk = 4", "chunk = 2")
 
 
+@pytest.mark.slow
 def test_killed_process_loses_no_finished_cell(tmp_path):
     """SIGKILL a real ``gradsim sweep`` (its whole process group) once some cells are
     saved; the same command computes only the rest, and the results equal a run that was
@@ -444,6 +517,7 @@ def test_killed_process_loses_no_finished_cell(tmp_path):
 # --------------------------------------------------------------------------- dask
 
 
+@pytest.mark.slow
 def test_local_dask_cluster_gives_bit_identical_cells_despite_a_killed_worker(reference,
                                                                            tmp_path):
     """Two local worker processes; one is SIGKILLed after the first cell arrives.  Dask

@@ -21,13 +21,13 @@ below; the paper's are width 200, 256 points, depth 24 (feedforward) and 50 (res
 # Run the experiment
 # ------------------
 #
-# :func:`~gradsim.reproduce.run_one` resolves the parameters (the experiment's
+# :func:`~gradsim.experiments.reproduce.run_one` resolves the parameters (the experiment's
 # ``DEFAULTS`` with its ``QUICK`` overrides) and runs it with the same code as
 # ``gradsim reproduce --quick``.  The results hold only numbers; nothing is drawn yet.
 
 from gradsim import experiments
-from gradsim.report import format_claims, format_run
-from gradsim.reproduce import run_one
+from gradsim.experiments.report import format_claims, format_run
+from gradsim.experiments.reproduce import run_one
 
 NAME = "gradients"
 experiment = experiments.get(NAME)

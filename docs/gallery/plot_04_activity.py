@@ -18,13 +18,13 @@ feedforward nets without batch norm do not shatter on the 1-D line (T10).
 # Run the experiment
 # ------------------
 #
-# :func:`~gradsim.reproduce.run_one` resolves the parameters (the experiment's
+# :func:`~gradsim.experiments.reproduce.run_one` resolves the parameters (the experiment's
 # ``DEFAULTS`` with its ``QUICK`` overrides) and runs it with the same code as
 # ``gradsim reproduce --quick``.  The results hold only numbers; nothing is drawn yet.
 
 from gradsim import experiments
-from gradsim.report import format_claims, format_run
-from gradsim.reproduce import run_one
+from gradsim.experiments.report import format_claims, format_run
+from gradsim.experiments.reproduce import run_one
 
 NAME = "activity"
 experiment = experiments.get(NAME)

@@ -21,13 +21,13 @@ and X2 (exact theory against Monte Carlo at every depth).
 # Run the experiment
 # ------------------
 #
-# :func:`~gradsim.reproduce.run_one` resolves the parameters (the experiment's
+# :func:`~gradsim.experiments.reproduce.run_one` resolves the parameters (the experiment's
 # ``DEFAULTS`` with its ``QUICK`` overrides) and runs it with the same code as
 # ``gradsim reproduce --quick``.  The results hold only numbers; nothing is drawn yet.
 
 from gradsim import experiments
-from gradsim.report import format_claims, format_run
-from gradsim.reproduce import run_one
+from gradsim.experiments.report import format_claims, format_run
+from gradsim.experiments.reproduce import run_one
 
 NAME = "correlation"
 experiment = experiments.get(NAME)

@@ -20,13 +20,13 @@ setting below uses tiny depths and two epochs; the default uses depths 10 to 200
 # Run the experiment
 # ------------------
 #
-# :func:`~gradsim.reproduce.run_one` resolves the parameters (the experiment's
+# :func:`~gradsim.experiments.reproduce.run_one` resolves the parameters (the experiment's
 # ``DEFAULTS`` with its ``QUICK`` overrides) and runs it with the same code as
 # ``gradsim reproduce --quick``.  The results hold only numbers; nothing is drawn yet.
 
 from gradsim import experiments
-from gradsim.report import format_claims, format_run
-from gradsim.reproduce import run_one
+from gradsim.experiments.report import format_claims, format_run
+from gradsim.experiments.reproduce import run_one
 
 NAME = "training"
 experiment = experiments.get(NAME)

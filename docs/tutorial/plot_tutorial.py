@@ -283,14 +283,14 @@ ax.set_title("Feedforward ReLU nets without batch norm", fontsize=9)
 # holds: with batch norm, or with high-dimensional inputs.
 #
 # The exact covariance of the gradient at every pair of grid points,
-# :func:`~gradsim.exact.exact_gradient_covariance` (shape ``(P, P, d, d)``), describes
+# :func:`~gradsim.theory.exact.exact_gradient_covariance` (shape ``(P, P, d, d)``), describes
 # the infinite-width gradient as a Gaussian process.  Statistics that are not linear in
 # the gradient, like the autocorrelation estimator, have no closed form, so
-# :func:`~gradsim.gp.gp_statistics` samples that Gaussian process; its ``lag1`` entry is
+# :func:`~gradsim.theory.gp.gp_statistics` samples that Gaussian process; its ``lag1`` entry is
 # the expected lag-1 autocorrelation, with a sampling error.
 
-from gradsim.exact import exact_gradient_covariance  # noqa: E402
-from gradsim.gp import gp_statistics  # noqa: E402
+from gradsim.theory.exact import exact_gradient_covariance  # noqa: E402
+from gradsim.theory.gp import gp_statistics  # noqa: E402
 
 for d in (1, 4, DEPTH):
     cov = exact_gradient_covariance(spec_ff.replace(depth=d), x)

@@ -19,8 +19,8 @@ from .nets import (
     line_inputs,
     sample_conv,
 )
-from .spec import CONV_ACTIVATIONS, CONV_ARCHS, CONV_INITS, ConvSpec
+from .spec import CONV_ACTIVATIONS, CONV_ARCHS, CONV_BACKENDS, CONV_INITS, ConvSpec
 
-__all__ = ["ConvSpec", "ConvNet", "Conv", "CONV_ARCHS", "CONV_ACTIVATIONS", "CONV_INITS",
-           "sample_conv", "conv_forward", "conv_preactivations", "line_inputs",
+__all__ = ["ConvSpec", "ConvNet", "Conv", "CONV_BACKENDS", "CONV_ARCHS", "CONV_ACTIVATIONS",
+           "CONV_INITS", "sample_conv", "conv_forward", "conv_preactivations", "line_inputs",
            "directional_derivative", "directional_derivative_by_depth", "input_gradient_conv"]

@@ -31,7 +31,15 @@ import math
 
 import numpy as np
 
-from ..families.layers import Activation, BatchNorm, Context, Residual, run_backward, run_forward
+from ..families.layers import (
+    Activation,
+    BatchNorm,
+    Context,
+    Residual,
+    Stack,
+    run_backward,
+    run_forward,
+)
 from ..families.sampling import orthogonal
 from ..kernels import backend as get_backend
 from ..util import check_memory, get_dtype
@@ -102,58 +110,16 @@ class Conv:
 
 
 @dataclasses.dataclass
-class ConvNet:
-    """One sampled convolutional net.
-
-    Attributes
-    ----------
-    spec : ConvSpec
-    layers : list
-        :class:`Conv` and :mod:`gradsim.layers` layers, applied in order.
-    readout : ndarray, shape (C_out, S)
-        ``f = sum_{c, s} readout[c, s] h[c, s]`` over the last state.
-    readout_half : ndarray or None
-        For a mirrored readout ``[v; -v]``, ``v``.
-    bounds : list of int
-        ``bounds[l - 1]``: index in ``layers`` of the last layer of the depth-``l`` prefix.
-    taps : list of ndarray or None
-        Readouts of the prefixes of depths ``1 .. L - 1`` (``sample_conv(..., taps=True)``).
+class ConvNet(Stack):
+    """One sampled convolutional net: the fields of :class:`~gradsim.families.layers.Stack`,
+    with ``spec`` a ConvSpec, ``layers`` :class:`Conv` and shared layers, and ``readout``
+    of shape ``(C_out, S)``: ``f = sum_{c, s} readout[c, s] h[c, s]`` over the last state.
+    A mirrored readout is ``[v; -v]`` with ``readout_half = v``.
     """
-
-    spec: ConvSpec
-    layers: list
-    readout: np.ndarray
-    readout_half: np.ndarray | None = None
-    bounds: list = dataclasses.field(default_factory=list)
-    taps: list | None = None
-
-    @property
-    def dtype(self):
-        """Floating dtype of the parameters."""
-        return self.readout.dtype
 
     def conv_layers(self):
         """The :class:`Conv` layers in the order the net applies them (branches too)."""
-        out = []
-        for layer in self.layers:
-            if isinstance(layer, Conv):
-                out.append(layer)
-            elif isinstance(layer, Residual):
-                out += [b for b in layer.branch if isinstance(b, Conv)]
-        return out
-
-    def prefix(self, depth):
-        """The first ``depth`` layers or blocks with their tap readout, as a ConvNet
-        distributed as a net of that depth (needs ``sample_conv(..., taps=True)``)."""
-        L = self.spec.depth
-        if not 1 <= depth <= L:
-            raise ValueError(f"depth must be in [1, {L}], got {depth}")
-        if depth == L:
-            return self
-        if self.taps is None:
-            raise ValueError("net has no tap readouts: sample it with taps=True")
-        return ConvNet(self.spec.replace(depth=depth), self.layers[:self.bounds[depth - 1] + 1],
-                       self.taps[depth - 1], None, self.bounds[:depth], self.taps[:depth - 1])
+        return self.layers_of(Conv)
 
 
 class _Sampler:
@@ -223,6 +189,12 @@ def sample_conv(spec, rng, dtype=np.float64, taps=False):
     Returns
     -------
     ConvNet
+
+    References
+    ----------
+    Xiao et al., "Dynamical isometry and a mean field theory of CNNs", ICML 2018 (the
+    delta-orthogonal kernels of the looks-linear init); Balduzzi et al., ICML 2017
+    (looks-linear CReLU).
     """
     if not isinstance(spec, ConvSpec):
         raise ValueError(f"spec must be a ConvSpec, got {type(spec).__name__}")

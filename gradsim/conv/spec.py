@@ -17,7 +17,11 @@ from numbers import Integral
 
 from ..util import MAX_SIZE, JsonData, check_choice, check_int, check_real
 
-__all__ = ["ConvSpec", "CONV_ARCHS", "CONV_ACTIVATIONS", "CONV_INITS"]
+__all__ = ["ConvSpec", "CONV_BACKENDS", "CONV_ARCHS", "CONV_ACTIVATIONS", "CONV_INITS"]
+
+#: Backend name -> module of the convolution kernels (both are in
+#: :func:`gradsim.kernels.backend` with every other kernel).
+CONV_BACKENDS = {"numba": "gradsim.kernels.conv", "numpy": "gradsim.kernels.conv_numpy"}
 
 CONV_ARCHS = ("feedforward", "resnet")
 CONV_ACTIVATIONS = ("relu", "crelu")

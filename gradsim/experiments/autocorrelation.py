@@ -5,19 +5,19 @@ expectation for nets without batch norm.  Targets T7, T8, T9, T10, T14, T15."""
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 
-from ..theory.exact import exact_gradient_covariance
+from ..compare import zscore
 from ..figures import COLORS, new_figure
-from ..theory.gp import gp_statistics
 from ..grids import GridSpec
 from ..spec import NetSpec
-from ..stats import brown_noise, white_noise
+from ..stats import autocorrelation, brown_noise, white_noise
+from ..theory.exact import exact_gradient_covariance
+from ..theory.gp import gp_statistics
 from .base import Claim, Results, check_range
-from .common import NULL_PROGRESS, acf_estimate, depth_series, fmt, fmt_est
+from .common import NULL_PROGRESS, depth_series, fmt, fmt_est
 
 NAME = "autocorrelation"
 TITLE = "Autocorrelation versus lag and lag-1 versus depth"
@@ -57,21 +57,22 @@ def run(params, progress=NULL_PROGRESS):
     for k, (name, (_, kw)) in enumerate(FAMILIES.items()):
         spec = NetSpec(depth=depth, width=w, **kw)
         g = depth_series(spec, grid, nets, params["seed"] + k, progress, f"{NAME}: {name}")
-        lag1 = np.array([acf_estimate(g[:, d], 1) for d in range(depth)])  # (D, 2, 2)
-        arrays[f"lag1_{name}"] = lag1[:, 0, 1]
-        arrays[f"lag1_se_{name}"] = lag1[:, 1, 1]
+        lag1 = [autocorrelation(g[:, d], 1) for d in range(depth)]
+        arrays[f"lag1_{name}"] = np.array([e.value[1] for e in lag1])
+        arrays[f"lag1_se_{name}"] = np.array([e.se[1] for e in lag1])
         if name == "ff_bn":
             shown = [d - 1 for d in params["shown_depths"]]
         elif name == "ff":  # the one-hidden-layer net (no BN: with BN on a 1-D input every
             shown = [0, depth - 1]  # unit kinks at the batch mean) and the deepest
         else:
             shown = [depth - 1]
-        acf = np.array([acf_estimate(g[:, d], lag) for d in shown])
-        arrays[f"acf_{name}"], arrays[f"acf_se_{name}"] = acf[:, 0], acf[:, 1]
+        acf = [autocorrelation(g[:, d], lag) for d in shown]
+        arrays[f"acf_{name}"] = np.array([e.value for e in acf])
+        arrays[f"acf_se_{name}"] = np.array([e.se for e in acf])
     for name, fn in (("white", white_noise), ("brown", brown_noise)):
-        m, se = acf_estimate(fn(nets, p, seed=params["seed"]), lag)
-        arrays[f"acf_{name}"], arrays[f"acf_se_{name}"] = m[None], se[None]
-        arrays[f"lag1_{name}"], arrays[f"lag1_se_{name}"] = m[1], se[1]
+        est = autocorrelation(fn(nets, p, seed=params["seed"]), lag)
+        arrays[f"acf_{name}"], arrays[f"acf_se_{name}"] = est.value[None], est.se[None]
+        arrays[f"lag1_{name}"], arrays[f"lag1_se_{name}"] = est.value[1], est.se[1]
     tick = progress.stage(f"{NAME}: exact theory", len(params["theory_depths"]))
     th, th_se = [], []
     for i, d in enumerate(params["theory_depths"]):
@@ -122,10 +123,6 @@ def plot(results):
     return fig
 
 
-def _z(a, sa, b, sb):
-    return (a - b) / math.hypot(sa, sb)
-
-
 def claims(results):
     """T7, T8, T9, T10, T14, T15, with verdicts from the numbers."""
     r, prm = results, results.params
@@ -137,7 +134,7 @@ def claims(results):
     td = list(r["theory_depths"])
     if 1 in td:
         g1, g1e = float(r["gp_lag1_ff"][td.index(1)]), float(r["gp_lag1_se_ff"][td.index(1)])
-        z = _z(s1, s1e, g1, g1e)
+        z = zscore(s1, g1, s1e, theory_se=g1e)
         out.append(Claim("T7", "one hidden layer: gradient is brown noise (lag-1 ~ 0.99)",
                          f"width {W}, {P}-point grid, {N} nets",
                          f"{fmt(g1, 4)} (exact GP limit)", fmt_est(s1, s1e, 4), f"z = {z:.2f}",
@@ -153,20 +150,20 @@ def claims(results):
     out.append(Claim("T9", "resnet + BN intermediate (beta = 1); beta = 0.1 stays near 1",
                      f"depth {D}, {N} nets", "FF+BN < resnet beta=1 < beta=0.1; beta=0.1 > 0.9",
                      f"{fmt(a)} < {fmt(b)} < {fmt(c)}",
-                     f"gaps {_z(b, be, a, ae):.1f}, {_z(c, ce, b, be):.1f} s.e.", ok,
+                     f"gaps {zscore(b, a, be, ae):.1f}, {zscore(c, b, ce, be):.1f} s.e.", ok,
                      "ordering holds and beta = 0.1 lag-1 > 0.9"))
     f, fe = lag["ff"]
     if D in td:
         g, ge = float(r["gp_lag1_ff"][td.index(D)]), float(r["gp_lag1_se_ff"][td.index(D)])
-        z = _z(f, fe, g, ge)
+        z = zscore(f, g, fe, theory_se=ge)
         out.append(Claim("T10", "feedforward without BN does not whiten on the 1-D grid "
                          "(lag-1 ~ 0.8 at depth 50)", f"width {W}, depth {D}, {N} nets",
                          f"{fmt(g, 4)} (exact GP limit)", fmt_est(f, fe, 4), f"z = {z:.2f}",
-                         abs(z) <= 4 + 0.0 and f > 0.5,
+                         abs(z) <= 4 and f > 0.5,
                          "|z| <= 4 against the exact limit and lag-1 > 0.5"))
     wv, we = float(r["lag1_white"]), float(r["lag1_se_white"])
     bv, be2 = float(r["lag1_brown"]), float(r["lag1_se_brown"])
-    zw = (wv + 1 / P) / we
+    zw = zscore(wv, -1 / P, we)
     out.append(Claim("T14", "noise references: white lag-1 ~ 0; brown lag-1 ~ 0.98",
                      f"{P} points, {N} series", f"white {fmt(-1 / P)}, brown >= 0.95",
                      f"white {fmt_est(wv, we)}, brown {fmt_est(bv, be2)}",

@@ -24,6 +24,7 @@ import platform
 
 import numpy as np
 
+from .._version import __version__
 from ..io import write_npz
 
 __all__ = ["Results", "Claim", "resolve", "parse_overrides", "save_results", "load_results",
@@ -88,8 +89,6 @@ def versions():
     import matplotlib
     import numba
     import scipy
-
-    from .._version import __version__
 
     return {"gradsim": __version__, "python": platform.python_version(),
             "numpy": np.__version__, "scipy": scipy.__version__, "numba": numba.__version__,

@@ -1,4 +1,10 @@
-"""Helpers the experiments share: progress stages, the paper's signals, lag-1 series."""
+"""Helpers the experiments share: progress stages, the paper's signals, gradients at every
+depth, and number formatting for the report.
+
+Estimates (mean and standard error over networks) come from :mod:`gradsim.stats`
+(``autocorrelation``, ``estimate_rows``, ...) and every z-score from
+:func:`gradsim.compare.zscore`; nothing here computes either.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,9 @@ from ..grids import GridSpec
 from ..montecarlo import network_rng, simulate_depths
 from ..nets import input_gradient, sample_network
 from ..spec import NetSpec
-from ..stats import Estimate, acf_rows, brown_noise, white_noise
+from ..stats import brown_noise, white_noise
 
-__all__ = ["NullProgress", "NULL_PROGRESS", "paper_signals", "depth_series", "acf_estimate",
-           "fmt", "fmt_est", "estimate"]
+__all__ = ["NullProgress", "NULL_PROGRESS", "paper_signals", "depth_series", "fmt", "fmt_est"]
 
 
 class NullProgress:
@@ -59,14 +64,6 @@ def depth_series(spec, grid, nets, seed, progress, label, backend="numba"):
     return g[..., 0]
 
 
-def acf_estimate(g, max_lag):
-    """Mean and standard error of the per-network autocorrelation, rows (nets, P)."""
-    r = acf_rows(g, max_lag)
-    r = r[~np.isnan(r[:, 0])]
-    n = len(r)
-    return r.mean(0), r.std(0, ddof=1) / math.sqrt(n)
-
-
 def fmt(v, digits=3):
     """A number for the report."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
@@ -77,8 +74,3 @@ def fmt(v, digits=3):
 def fmt_est(value, se, digits=3):
     """``value ± se`` for the report."""
     return f"{fmt(float(value), digits)} ± {fmt(float(se), 2)}"
-
-
-def estimate(value, se, n):
-    """An :class:`~gradsim.stats.Estimate` from plain numbers."""
-    return Estimate(np.asarray(value), np.asarray(se), int(n))

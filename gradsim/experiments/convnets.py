@@ -19,13 +19,14 @@ import time
 
 import numpy as np
 
+from ..compare import zscore
 from ..conv import ConvSpec, directional_derivative_by_depth, sample_conv
-from ..train.data import digit_images
 from ..figures import COLORS, new_figure
 from ..montecarlo import network_rng
-from ..stats import acf_rows, white_noise
+from ..stats import acf_rows, autocorrelation, white_noise
+from ..train.data import digit_images
 from .base import Claim, Results, check_range
-from .common import NULL_PROGRESS, acf_estimate, fmt, fmt_est
+from .common import NULL_PROGRESS, fmt, fmt_est
 
 NAME = "convnets"
 TITLE = "Convolutional nets on digits: lag-1 of d f(x(t)) / dt versus depth"
@@ -108,12 +109,14 @@ def run(params, progress=NULL_PROGRESS):
         lag = np.array([lag1_rows(g[:, j]) for j in range(g.shape[1])])  # (depths, nets)
         dev, scale = np.abs(g - g[..., :1]).max(axis=2), np.abs(g).max(axis=2)
         spread = np.divide(dev, scale, out=np.zeros_like(dev), where=scale > 0)
+        # mean and s.e. over nets along axis 1, as recorded (no row is dropped here, so
+        # not stats.estimate_rows, whose column sums round differently from 8 nets on)
         arrays[f"lag1_{name}"] = lag.mean(axis=1)
         arrays[f"lag1_se_{name}"] = lag.std(axis=1, ddof=1) / math.sqrt(nets)
         arrays[f"spread_{name}"] = spread.max(axis=0)
         arrays[f"example_{name}"] = g[0, -1]
-    m, se = acf_estimate(white_noise(nets, t.size, seed=params["seed"]), 1)
-    arrays["lag1_white"], arrays["lag1_se_white"] = m[1], se[1]
+    white = autocorrelation(white_noise(nets, t.size, seed=params["seed"]), 1)
+    arrays["lag1_white"], arrays["lag1_se_white"] = white.value[1], white.se[1]
     return Results(NAME, params, arrays, {"seconds": time.perf_counter() - t0,
                                           "labels": {k: v[0] for k, v in FAMILIES.items()}})
 
@@ -150,13 +153,6 @@ def plot(results):
     return fig
 
 
-def _z(a, sa, b, sb):
-    s = math.hypot(sa, sb)
-    if s == 0:
-        return math.inf if a != b else 0.0
-    return (a - b) / s
-
-
 def claims(results):
     """Verdicts from the numbers: shattering with depth, resnet intermediate, LL constant."""
     r, prm = results, results.params
@@ -171,14 +167,13 @@ def claims(results):
     out = []
     for target, name in (("CV1", "plain"), ("CV2", "plain_bn")):
         (a, ae), (b, be) = lag(name, 0), lag(name, -1)
-        z = _z(a, ae, b, be)
+        z = zscore(a, b, ae, theory_se=be)
         out.append(Claim(target, f"{FAMILIES[name][0]}: lag-1 falls with depth", setting,
                          f"depth {hi} < depth {lo}",
                          f"depth {lo}: {fmt_est(a, ae)}; depth {hi}: {fmt_est(b, be)}",
                          f"z = {z:.1f}", bool(z >= 3), "drop of at least 3 s.e."))
-    (p, pe), (s, se) = lag("plain_bn", -1), lag("resnet_bn", -1)
-    ll = float(r["lag1_ll"][-1])
-    z1, z2 = _z(s, se, p, pe), _z(ll, 0.0, s, se)
+    (p, pe), (s, se), (ll, lle) = lag("plain_bn", -1), lag("resnet_bn", -1), lag("ll", -1)
+    z1, z2 = zscore(s, p, se, theory_se=pe), zscore(ll, s, lle, theory_se=se)
     out.append(Claim("CV3", "residual + BN intermediate: plain + BN < resnet + BN < "
                      "looks-linear", f"{setting}, depth {hi}", "ordering",
                      f"{fmt(p)} < {fmt(s)} < {fmt(ll)}", f"gaps {z1:.1f}, {z2:.1f} s.e.",

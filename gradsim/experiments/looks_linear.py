@@ -10,20 +10,20 @@ infinite-width and gradient-independence curves.  Targets T12, T13.
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 
-from ..compare import pair_statistics, predict
+from ..compare import pair_statistics, predict, zscore
 from ..figures import COLORS, new_figure
 from ..grids import GridSpec
 from ..montecarlo import network_rng
 from ..nets import input_gradient, looks_linear_product, sample_network
 from ..spec import NetSpec
+from ..stats import autocorrelation
 from ..theory import LABELS
 from .base import Claim, Results, check_range
-from .common import NULL_PROGRESS, acf_estimate, depth_series, fmt, fmt_est
+from .common import NULL_PROGRESS, depth_series, fmt, fmt_est
 
 NAME = "looks_linear"
 TITLE = "Looks-linear initialisation and the partial-mirroring family"
@@ -63,8 +63,9 @@ def run(params, progress=NULL_PROGRESS):
         spec = NetSpec(depth=params["bn_depth"], width=W, activation=act, batchnorm=True)
         g = depth_series(spec, grid, params["bn_nets"], seed + 10 + k, progress,
                          f"{NAME}: {act} + BN")
-        est = np.array([acf_estimate(g[:, d], 1) for d in range(params["bn_depth"])])
-        arrays[f"lag1_{act}"], arrays[f"lag1_se_{act}"] = est[:, 0, 1], est[:, 1, 1]
+        est = [autocorrelation(g[:, d], 1) for d in range(params["bn_depth"])]
+        arrays[f"lag1_{act}"] = np.array([e.value[1] for e in est])
+        arrays[f"lag1_se_{act}"] = np.array([e.se[1] for e in est])
     L = params["mirror_depth"]
     pair = GridSpec(points=2, lo=-1.0, hi=1.0)
     corr, se = [], []
@@ -130,15 +131,14 @@ def claims(results):
                  "max |g - g_0| / |g_0| < 1e-10 and |g_0 - product| / |product| < 1e-10")]
     a, ae = float(r["lag1_crelu"][-1]), float(r["lag1_se_crelu"][-1])
     b, be = float(r["lag1_relu"][-1]), float(r["lag1_se_relu"][-1])
-    z = (a - b) / math.hypot(ae, be)
+    z = zscore(a, b, ae, theory_se=be)
     out.append(Claim("T13", "CReLU without mirroring shatters like ReLU (with BN)",
                      f"depth {prm['bn_depth']}, width {prm['width']}, {prm['bn_nets']} nets each",
                      f"ReLU + BN {fmt_est(b, be)}", f"CReLU + BN {fmt_est(a, ae)}",
                      f"z = {z:.2f}", bool(abs(z) <= 4 and abs(a) < 0.2),
                      "|z| <= 4 between the two and |lag-1 CReLU| < 0.2"))
     k = np.argmin(np.abs(r["fine"][:, None] - r["mirrors"][None]), axis=0)
-    zs = (r["mirror_corr"] - r["theory_exact"][k]) / np.maximum(r["mirror_corr_se"], 1e-300)
-    zs = np.where(r["mirror_corr_se"] > 0, zs, 0.0)
+    zs = zscore(r["mirror_corr"], r["theory_exact"][k], r["mirror_corr_se"])
     out.append(Claim("X3", "partial mirroring interpolates ReLU and looks-linear",
                      f"depth {prm['mirror_depth']}, x = -1, y = 1, {prm['nets']} nets per alpha",
                      LABELS["exact"], ", ".join(fmt(v) for v in r["mirror_corr"]),

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from ..compare import zscore
 from ..figures import COLORS, new_figure
 from ..spec import NetSpec
 from ..theory import paper_model, paper_model_mc
@@ -97,10 +98,8 @@ def claims(results):
     r, prm = results, results.params
     out = []
     for name, (lab, _) in CASES.items():
-        zs = []
-        for q in ("variance", "correlation"):
-            se = r[f"{name}_mc_{q}_se"]
-            zs.append(np.abs((r[f"{name}_mc_{q}"] - r[f"{name}_{q}"]) / se).max())
+        zs = [np.abs(zscore(r[f"{name}_mc_{q}"], r[f"{name}_{q}"], r[f"{name}_mc_{q}_se"])).max()
+              for q in ("variance", "correlation")]
         target, claim = TARGETS[name]
         if name == "ff":  # T1 (variance) and T2 (correlation) as separate rows
             for t, q, z, c in (("T1", "variance", zs[0], "variance 1 at every depth"),

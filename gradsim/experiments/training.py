@@ -11,6 +11,8 @@ import numpy as np
 
 from ..figures import COLORS, new_figure
 from ..parallel import ordered_map
+from ..train import FAMILIES, Diverged, ModelSpec, TrainConfig, train
+from ..train.data import load_digits
 from .base import Claim, Results, check_range
 from .common import NULL_PROGRESS
 
@@ -28,8 +30,6 @@ MARGIN = 0.05
 
 
 def _families(params):
-    from ..train import FAMILIES
-
     fams = [f.strip() for f in str(params["families"]).split(",") if f.strip()]
     bad = [f for f in fams if f not in FAMILIES]
     if not fams or bad:
@@ -49,8 +49,6 @@ def check(params):
 
 def _train_one(family, depth, p, data):
     """One training run -> per-epoch arrays (NaN after a divergence)."""
-    from ..train import Diverged, ModelSpec, TrainConfig, train
-
     cfg = TrainConfig(ModelSpec(family, depth=depth, width=p["width"]), lr=p["lr"],
                       batch=p["batch"], epochs=p["epochs"], seed=p["seed"],
                       track_points=p["track_points"], track_lines=p["track_lines"])
@@ -74,8 +72,6 @@ def _train_one(family, depth, p, data):
 
 def run(params, progress=NULL_PROGRESS):
     """Train every family at every depth."""
-    from ..train.data import load_digits
-
     t0 = time.perf_counter()
     data = load_digits()
     fams, depths = _families(params), list(params["depths"])

@@ -18,7 +18,7 @@ A family module defines, side by side (the names of :data:`PROTOCOL`):
   for the memory estimate;
 * ``build(spec, draw) -> (layers, bounds, readout, readout_half)``: its layers, drawn with
   a :class:`~gradsim.families.sampling.Sampler`; ``readout(spec, draw)``, also drawn for
-  depth taps; ``fused(net)``, an optional whole-network fast path (or None);
+  depth taps; optionally ``fused(net)``, a whole-network fast path (or None);
 * its theory: ``covers(spec, model)`` (None, or why ``model`` of
   :data:`~gradsim.families.hooks.MODELS` does not apply), ``paper_blocks(spec,
   moments)`` for the paper model and ``kernel_plan(spec, rule)`` for the exact theory and
@@ -39,10 +39,9 @@ __all__ = ["FAMILIES", "ARCHS", "PROTOCOL", "family", "owned_fields"]
 #: Family name (``NetSpec.arch``) -> module, in the order the command line lists them.
 FAMILIES = {m.NAME: m for m in (feedforward, resnet, highway, post_resnet)}
 ARCHS = tuple(FAMILIES)
-#: What every family module defines.
+#: What every family module defines (``fused`` is optional).
 PROTOCOL = ("NAME", "SUMMARY", "FIELDS", "ACTIVATIONS", "check", "activation_sites",
-            "parameter_count", "build", "readout", "fused", "covers", "paper_blocks",
-            "kernel_plan")
+            "parameter_count", "build", "readout", "covers", "paper_blocks", "kernel_plan")
 
 
 def family(arch):

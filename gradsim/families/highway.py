@@ -14,10 +14,11 @@ import math
 import numpy as np
 
 from . import hooks
-from .layers import BatchNorm, Dense
+from .layers import Activation, BatchNorm, Dense
+from .sampling import stream_readout
 
 __all__ = ["NAME", "SUMMARY", "FIELDS", "ACTIVATIONS", "Highway", "check", "activation_sites",
-           "parameter_count", "build", "readout", "fused", "covers", "paper_blocks",
+           "parameter_count", "build", "readout", "covers", "paper_blocks",
            "kernel_plan"]
 
 NAME = "highway"
@@ -100,14 +101,8 @@ def build(spec, draw):
     return (layers, bounds, *readout(spec, draw))
 
 
-def readout(spec, draw):
-    """The linear readout of the stream ``x_L``."""
-    return draw.readout(spec.width, False)
+readout = stream_readout
 
-
-def fused(net):
-    """No fused kernel for highway nets."""
-    return None
 
 
 def covers(spec, model):

@@ -16,7 +16,7 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["Context", "Dense", "BatchNorm", "Activation", "Residual", "run_forward",
+__all__ = ["Context", "Dense", "BatchNorm", "Activation", "Residual", "Stack", "run_forward",
            "run_backward"]
 
 
@@ -171,3 +171,66 @@ class Residual:
         gb = run_backward(self.branch, caches, (self.alpha * self.beta) * g, ctx)
         gb += self.alpha * g
         return gb
+
+
+@dataclasses.dataclass
+class Stack:
+    """A sampled network as data: layers applied in order, a readout, and depth taps.
+
+    The base of :class:`gradsim.nets.Network` and :class:`gradsim.conv.nets.ConvNet`.
+
+    Attributes
+    ----------
+    spec : NetSpec or ConvSpec
+    layers : list
+        Layers, applied in order to the input.
+    readout : ndarray
+        ``f = readout . h`` with ``h`` the last state.
+    readout_half : ndarray or None
+        For a mirrored readout ``[v, -alpha_m v]``, the vector ``v``.
+    bounds : list of int
+        ``bounds[l - 1]`` is the index in ``layers`` of the last layer of the depth-``l``
+        prefix (``l = 1 .. depth``).
+    taps : list of ndarray or None
+        Readouts of the prefixes of depths ``1 .. depth - 1`` (sampled with
+        ``taps=True``), drawn after every other parameter.
+    """
+
+    spec: object
+    layers: list
+    readout: np.ndarray
+    readout_half: np.ndarray | None = None
+    bounds: list = dataclasses.field(default_factory=list)
+    taps: list | None = None
+
+    @property
+    def dtype(self):
+        """Floating dtype of the parameters."""
+        return self.readout.dtype
+
+    def layers_of(self, kind):
+        """The layers of class ``kind`` in the order the network applies them, inside
+        residual branches and highway blocks too."""
+        out = []
+        for layer in self.layers:
+            inner = layer.branch if isinstance(layer, Residual) else [getattr(layer, "dense",
+                                                                              layer)]
+            out += [x for x in inner if isinstance(x, kind)]
+        return out
+
+    def prefix(self, depth):
+        """The first ``depth`` layers or blocks with their tap readout, as a network of
+        the same class, distributed exactly as one of that depth; its layers are this
+        network's own objects.  Needs tap readouts for ``depth < L``."""
+        L = self.spec.depth
+        if not 1 <= depth <= L:
+            raise ValueError(f"depth must be in [1, {L}], got {depth}")
+        if depth == L:
+            return self
+        if self.taps is None:
+            raise ValueError("net has no tap readouts: sample it with taps=True")
+        return dataclasses.replace(self, spec=self.spec.replace(depth=depth),
+                                   layers=self.layers[:self.bounds[depth - 1] + 1],
+                                   readout=self.taps[depth - 1], readout_half=None,
+                                   bounds=self.bounds[:depth], taps=self.taps[:depth - 1])
+

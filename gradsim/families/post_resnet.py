@@ -8,7 +8,10 @@ the skip passes through the activation: under the independent-pattern model a bl
 multiplies the gradient covariance of two inputs by ``E[phi'(u) phi'(v)] = 1/4`` (ReLU)
 against ``E[phi'^2] = 1/2`` for the variance, so the skip itself shatters: with a
 one-layer branch at He init the correlation falls as ``2^-L``, as fast as a feedforward
-net's, and a two-layer branch makes it ``3^-L``.
+net's, and a two-layer branch makes it ``3^-L``.  Real nets break that assumption: the
+stream is non-negative, so the units after each sum are active well over half the time
+(measured in ``docs/theory.md``) and the gradient shatters about as slowly as a
+pre-activation resnet's.
 
 Everything the family means, side by side: checks, layers (the shared ones: no kernel of
 its own), memory, theory.  The exact infinite-width theory does not cover it: the stream
@@ -23,17 +26,18 @@ He, Zhang, Ren and Sun, "Identity mappings in deep residual networks", ECCV 2016
 
 from __future__ import annotations
 
-from . import hooks
+from . import hooks, resnet
 from .layers import BatchNorm, Residual
+from .sampling import stream_readout
 
 __all__ = ["NAME", "SUMMARY", "FIELDS", "ACTIVATIONS", "check", "activation_sites",
-           "parameter_count", "build", "readout", "fused", "covers", "paper_blocks",
+           "parameter_count", "build", "readout", "covers", "paper_blocks",
            "kernel_plan"]
 
 NAME = "post-resnet"
 SUMMARY = "x_l = act(alpha (x_{l-1} + beta F(x_{l-1}))), F = BN?(W x) (+ a second layer)"
-#: NetSpec fields only the resnet families read, with the ranges strategies draw from.
-FIELDS = {"alpha": (0.3, 1.0), "beta": (0.0, 1.0), "branch_depth": (1, 2)}
+#: NetSpec fields only the resnet families read (the resnet family's, same ranges).
+FIELDS = resnet.FIELDS
 ACTIVATIONS = ("relu", "leaky")
 
 
@@ -70,14 +74,8 @@ def build(spec, draw):
     return (layers, bounds, *readout(spec, draw))
 
 
-def readout(spec, draw):
-    """The readout of the stream ``x_L`` (after its activation)."""
-    return draw.readout(spec.width, False)
+readout = stream_readout
 
-
-def fused(net):
-    """No fused kernel."""
-    return None
 
 
 def covers(spec, model):

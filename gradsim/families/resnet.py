@@ -13,9 +13,10 @@ import numpy as np
 
 from . import hooks
 from .layers import BatchNorm, Residual
+from .sampling import stream_readout
 
 __all__ = ["NAME", "SUMMARY", "FIELDS", "ACTIVATIONS", "check", "activation_sites",
-           "parameter_count", "build", "readout", "fused", "covers", "paper_blocks",
+           "parameter_count", "build", "readout", "covers", "paper_blocks",
            "kernel_plan"]
 
 NAME = "resnet"
@@ -55,14 +56,8 @@ def build(spec, draw):
     return (layers, bounds, *readout(spec, draw))
 
 
-def readout(spec, draw):
-    """The linear readout of the stream ``x_L``."""
-    return draw.readout(spec.width, False)
+readout = stream_readout
 
-
-def fused(net):
-    """No fused kernel for resnets."""
-    return None
 
 
 def covers(spec, model):

@@ -12,7 +12,7 @@ import numpy as np
 
 from .layers import Dense
 
-__all__ = ["Sampler", "gaussian", "orthogonal"]
+__all__ = ["Sampler", "gaussian", "orthogonal", "stream_readout"]
 
 
 def gaussian(rng, shape, var, dtype):
@@ -102,3 +102,10 @@ class Sampler:
             half = gaussian(self.rng, cols // 2, s.readout_var / cols, self.dtype)
             return np.concatenate([half, -self.dtype(s.mirror) * half]), half
         return gaussian(self.rng, cols, s.readout_var / cols, self.dtype), None
+
+
+def stream_readout(spec, draw):
+    """The linear readout of a stream of width ``N`` (``f = u . x_L``): the ``readout``
+    hook of the families whose output is their residual or highway stream."""
+    return draw.readout(spec.width, False)
+

@@ -42,7 +42,7 @@ PAIRS = (("dense", "dense_numpy"), ("highway", "highway_numpy"), ("conv", "conv_
 BACKENDS = {"numba": 0, "numpy": 1}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def backend(name):
     """Every kernel of backend ``name`` (``'numba'`` or ``'numpy'``), as one namespace.
 

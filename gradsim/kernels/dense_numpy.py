@@ -18,7 +18,7 @@ __all__ = ["act_fwd", "act_bwd", "crelu_fwd", "crelu_bwd", "bn_fwd", "bn_bwd", "
            "accumulate_moments", "dense_act_stack"]
 
 
-def _blocks(a, p):
+def blocks(a, p):
     """View ``(N, K * P)`` as ``(N, K, P)``."""
     return a.reshape(a.shape[0], -1, p)
 
@@ -37,9 +37,9 @@ def act_fwd(z, p, slope_pos, slope_neg, out):
     out : ndarray, shape (N, (1 + D) * P)
         Activation state, written.
     """
-    zb = _blocks(z, p)
+    zb = blocks(z, p)
     slope = np.where(zb[:, :1] > 0, slope_pos, slope_neg)
-    _blocks(out, p)[...] = slope * zb
+    blocks(out, p)[...] = slope * zb
 
 
 def dense_act_stack(ws, bs, s, p, slope_pos, slope_neg, work, out):
@@ -83,10 +83,10 @@ def crelu_fwd(z, p, out):
     Derivatives at ``z = 0`` are 0 in both halves.
     """
     n = z.shape[0]
-    zb = _blocks(z, p)
+    zb = blocks(z, p)
     pos = zb[:, :1] > 0
     neg = zb[:, :1] < 0
-    ob = _blocks(out, p)
+    ob = blocks(out, p)
     ob[:n] = np.where(pos, zb, 0.0)
     ob[n:] = np.where(neg, -zb, 0.0)
 
@@ -115,12 +115,12 @@ def bn_fwd(z, p, eps, through, out, inv_std):
     inv_std : ndarray, shape (N,)
         ``1 / sqrt(var + eps)`` per unit, written.
     """
-    zb = _blocks(z, p)
+    zb = blocks(z, p)
     v = zb[:, 0]
     centred = v - v.mean(axis=1, keepdims=True)
     inv = 1.0 / np.sqrt((centred**2).mean(axis=1) + eps)
     inv_std[...] = inv
-    ob = _blocks(out, p)
+    ob = blocks(out, p)
     zhat = centred * inv[:, None]
     ob[:, 0] = zhat
     t = zb[:, 1:]

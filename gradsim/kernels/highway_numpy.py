@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dense_numpy import _blocks
+from .dense_numpy import blocks
 
 __all__ = ["highway_fwd", "highway_bwd"]
 
@@ -21,7 +21,7 @@ def highway_fwd(h, zt, x, p, out, gate):
     ``(N, P)`` receives ``T`` at the values.  Tangent:
     ``dT (H - x) + T dH + (1 - T) dx`` with ``dT = T (1 - T) dzt``.
     """
-    hb, xb, zb, ob = (_blocks(a, p) for a in (h, x, zt, out))
+    hb, xb, zb, ob = (blocks(a, p) for a in (h, x, zt, out))
     t = _sigmoid(zb[:, 0])
     gate[...] = t
     ob[:, 0] = t * hb[:, 0] + (1.0 - t) * xb[:, 0]

@@ -4,7 +4,8 @@
 (``docs/sweeps.md`` lists them); a :class:`Sweep` expands into :class:`Cell` objects, the
 Cartesian product of its axes.  Cell ``c`` with spec ``S`` draws its networks from
 :func:`cell_seed` ``(seed, S)``: a seed spawned from the sweep seed and a hash of ``S``
-alone.  Running cells, their files and figures are in :mod:`gradsim.sweep`.
+alone.  Computing a cell is :mod:`.cells`, its files :mod:`.store`, running them
+:mod:`.engines` and :mod:`.run`, the summary and figures :mod:`.outputs`.
 """
 
 from __future__ import annotations
@@ -34,12 +35,11 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 FORMAT = "gradsim-sweep-1"
 
 __all__ = ["Sweep", "Cell", "SweepResult", "STATISTICS", "load_sweep", "parse_sweep",
-           "cell_seed", "MAX_CELLS", "MAX_ENTRIES"]
+           "cell_seed", "MAX_CELLS", "MAX_ENTRIES", "FORMAT", "canonical_json", "gradient_mode"]
 
 
 #: Statistics a sweep can keep (pair statistics at two grid points, and lag-1 along it).
 STATISTICS = ("variance", "covariance", "correlation", "lag1")
-_PAIR_STATS = ("variance", "covariance", "correlation")
 #: Upper bound on the number of cells (each is one file).
 MAX_CELLS = 10_000
 #: Upper bound on gradient entries computed by a sweep (cells x nets x points x input_dim).
@@ -50,7 +50,6 @@ _GRID_NAMES = {"kind": "grid", "points": "points", "lo": "range lo", "hi": "rang
 _TOP = ("spec", "grid", "axes", "nets", "seed", "chunk", "statistics", "theory", "pair",
         "gp_nets", "skip_invalid", "x_axis", "figures")
 _FORMATS = ("png", "pdf", "svg")
-_STYLES = {"exact": "--", "paper": ":", "independence": "-."}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +110,7 @@ class Sweep:
     @functools.cached_property
     def digest(self):
         """SHA-256 of :meth:`canonical` as sorted, compact JSON."""
-        return hashlib.sha256(_dumps(self.canonical()).encode()).hexdigest()
+        return hashlib.sha256(canonical_json(self.canonical()).encode()).hexdigest()
 
 
 @dataclasses.dataclass
@@ -127,7 +126,8 @@ class SweepResult:
     outputs: list
 
 
-def _dumps(data):
+def canonical_json(data):
+    """``data`` as sorted, compact, strict JSON: the text every sweep hash is taken of."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
@@ -355,7 +355,7 @@ def cell_seed(seed, spec):
     one is the seed.  Network ``i`` of the cell is then ``network_rng(cell_seed, i)``.
     """
     fields = {k: v for k, v in spec.to_dict().items() if v != _FIELDS[k]}
-    digest = hashlib.sha256(_dumps(fields).encode()).digest()
+    digest = hashlib.sha256(canonical_json(fields).encode()).digest()
     key = tuple(int(w) for w in np.frombuffer(digest[:16], dtype="<u4"))
     state = np.random.SeedSequence(seed, spawn_key=key).generate_state(1, np.uint64)[0]
     return int(state >> np.uint64(1))
@@ -391,7 +391,7 @@ def _label(params):
     return "(" + ", ".join(f"{k}={v!r}" for k, v in params.items()) + ")"
 
 
-def _mode(spec):
+def gradient_mode(spec):
     """Reverse mode where forward mode would need a tangent per point (BN 'through')."""
     return "reverse" if spec.bn_grad == "through" else "forward"
 
@@ -403,7 +403,7 @@ def _check_size(sweep, cells):
                          f"(cells x nets x points x input_dim), more than {MAX_ENTRIES:.0e}; "
                          "reduce nets, grid.points or the axes")
     m = min(sweep.chunk, sweep.nets)
-    worst = max(network_bytes(c.spec, c.grid.points, _mode(c.spec))
+    worst = max(network_bytes(c.spec, c.grid.points, gradient_mode(c.spec))
                 + 2 * m * c.grid.points * c.spec.input_dim * 8 for c in cells)
     check_memory(worst, "chunk: one chunk of networks of the largest cell (width, depth, "
                         "grid.points, chunk)")

@@ -91,6 +91,10 @@ def ab_moments(rho, a=1.0, b=0.0):
     Returns
     -------
     dphi, phi : ndarray
+
+    References
+    ----------
+    Cho and Saul, "Kernel methods for deep learning", NeurIPS 2009.
     """
     g, g1, _ = _ab(np.asarray(rho, dtype=float), a, b)
     return g1, g
@@ -105,5 +109,9 @@ def relu_moments(rho):
     Returns
     -------
     k0, k1 : ndarray
+
+    References
+    ----------
+    Cho and Saul, "Kernel methods for deep learning", NeurIPS 2009.
     """
     return ab_moments(rho, 1.0, 0.0)

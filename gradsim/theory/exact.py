@@ -47,8 +47,8 @@ import numpy as np
 from ..kernels import backend as get_backend
 from ..kernels.arccos import pair_layout
 from ..util import check_memory
-from .base import require
 from .base import covers as _covers
+from .base import require
 
 __all__ = ["exact_gradient_covariance", "nngp_kernel", "covers", "defined_at"]
 
@@ -156,6 +156,13 @@ def nngp_kernel(spec, x, y=None, *, backend="numba"):
     Returns
     -------
     ndarray, shape (P, Q)
+
+    References
+    ----------
+    Neal, "Bayesian learning for neural networks", 1996; Lee et al., "Deep neural networks
+    as Gaussian processes", ICLR 2018; Matthews et al., "Gaussian process behaviour in wide
+    deep neural networks", ICLR 2018; Cho and Saul, "Kernel methods for deep learning",
+    NeurIPS 2009.
     """
     x, y, sym = _check(spec, x, y)
     c, _, log_scale = _output(spec, x, y, sym, backend)
@@ -198,6 +205,12 @@ def exact_gradient_covariance(spec, x, y=None, *, backend="numba", log_scale=Fal
     ndarray, shape (P, Q, d, d)
         The covariance of the gradient vectors; for ``d = 1`` take ``[..., 0, 0]``.
         Entries beyond floating-point range are ``inf`` (see ``log_scale``).
+
+    References
+    ----------
+    Lee et al., ICLR 2018, and Matthews et al., ICLR 2018 (the NNGP kernel, as in
+    :func:`nngp_kernel`); Cho and Saul, NeurIPS 2009 (the arc-cosine map); its mixed
+    derivative is derived in ``docs/theory.md``.
     """
     x, y, sym = _check(spec, x, y)
     _, cxy, ls = _output(spec, x, y, sym, backend)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import require
 from .base import covers as _covers
+from .base import require
 
 __all__ = ["kurtosis_identity", "covers"]
 

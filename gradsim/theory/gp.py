@@ -54,6 +54,11 @@ def shallow_diffusion(spec, x):
     -------
     ndarray
         ``D(x) = 2 r / (pi sqrt(s sigma_b^2) lambda^2)``, ``lambda = 1/s + x^2/sigma_b^2``.
+
+    References
+    ----------
+    Neal, "Bayesian learning for neural networks", 1996 (one hidden layer at infinite
+    width is a Gaussian process); Balduzzi et al., ICML 2017 (its gradient is brown noise).
     """
     require(spec, "shallow")
     if spec.first_bias_var <= 0:

@@ -120,6 +120,10 @@ def paper_model_mc(spec, nets=1000, seed=0, width=None):
     -------
     Theory
         Means over networks with standard errors (delta method for the correlation).
+
+    References
+    ----------
+    Balduzzi et al., ICML 2017 (the model).
     """
     m, blocks = _blocks(spec)
     nets = check_int("nets", nets, 2, 10**7)

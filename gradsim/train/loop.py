@@ -23,9 +23,9 @@ import os
 import numpy as np
 
 from ..io import write_npz
-from ..util import check_int, check_real
 from ..stats import acf_rows
-from .model import ModelSpec, init_model
+from ..util import check_int, check_real
+from .model import ModelSpec, init_model, softmax_cross_entropy
 from .optim import OPTIMIZERS, make_optimizer
 
 __all__ = ["TrainConfig", "History", "Diverged", "train", "evaluate", "track_lag1",
@@ -152,8 +152,6 @@ class History:
 
 def evaluate(model, x, y, batch=512):
     """Evaluation-mode mean cross-entropy and accuracy on ``(x, y)``."""
-    from .model import softmax_cross_entropy
-
     losses, correct = 0.0, 0
     for a in range(0, len(x), batch):
         z = model.logits(x[a:a + batch]).T

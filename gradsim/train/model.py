@@ -23,8 +23,8 @@ import math
 
 import numpy as np
 
-from ..kernels import backend as get_backend
 from ..families.sampling import orthogonal
+from ..kernels import backend as get_backend
 from ..util import check_int, check_real
 
 __all__ = ["FAMILIES", "ModelSpec", "Model", "init_model", "softmax_cross_entropy"]
