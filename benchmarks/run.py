@@ -41,8 +41,8 @@ import numpy as np
 
 import gradsim
 from gradsim import parallel
-from gradsim.exact import exact_gradient_covariance
 from gradsim.montecarlo import simulate
+from gradsim.theory.exact import exact_gradient_covariance
 
 CORES = os.cpu_count() or 1
 

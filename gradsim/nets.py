@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 
 from .families.feedforward import looks_linear_product
-from .families.layers import Context, Dense, Residual, Stack, run_backward, run_forward
+from .families.layers import Context, Dense, Stack, run_backward, run_forward
 from .families.sampling import Sampler
 from .kernels import backend as get_backend
 from .spec import NetSpec
@@ -43,31 +43,6 @@ class Network(Stack):
         """The :class:`~gradsim.families.layers.Dense` layers in the order the network
         applies them (inside residual branches and highway blocks too)."""
         return self.layers_of(Dense)
-
-    def astype(self, dtype):
-        """A copy with every parameter cast to ``dtype`` (a float32 net in float64, say)."""
-        dt = get_dtype(dtype)
-        cast = {}
-
-        def conv(a):
-            if a is None:
-                return None
-            if id(a) not in cast:
-                cast[id(a)] = a.astype(dt)
-            return cast[id(a)]
-
-        def copy(layer):
-            if isinstance(layer, Dense):
-                return Dense(conv(layer.w), conv(layer.b), conv(layer.half))
-            if isinstance(layer, Residual):
-                return dataclasses.replace(layer, branch=[copy(b) for b in layer.branch])
-            if hasattr(layer, "dense"):
-                return dataclasses.replace(layer, dense=copy(layer.dense))
-            return layer
-
-        taps = None if self.taps is None else [conv(t) for t in self.taps]
-        return Network(self.spec, [copy(layer) for layer in self.layers], conv(self.readout),
-                       conv(self.readout_half), list(self.bounds), taps)
 
 
 def sample_network(spec, rng, dtype=np.float64, taps=False):

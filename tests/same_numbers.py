@@ -129,6 +129,7 @@ def _api_jobs(out):
 def _theory_arrays(arrays, gradsim, NetSpec, GridSpec):
     from gradsim.exact import exact_gradient_covariance, nngp_kernel
     from gradsim.gp import gp_statistics
+
     from gradsim.theory import independence, kurtosis_identity, paper_model, paper_model_mc
 
     specs = {"ff": NetSpec(depth=6), "res2": NetSpec(arch="resnet", depth=4, branch_depth=2,
@@ -197,6 +198,7 @@ def _conv_arrays(arrays):
 
 def _train(out):
     from gradsim.data import load_digits
+
     from gradsim.train import ModelSpec, TrainConfig, train
 
     data = load_digits(0.2, 0)

@@ -16,6 +16,8 @@ import dataclasses
 
 import numpy as np
 
+from ..util import get_dtype
+
 __all__ = ["Context", "Dense", "BatchNorm", "Activation", "Residual", "Stack", "run_forward",
            "run_backward"]
 
@@ -162,7 +164,9 @@ class Residual:
 
     def forward(self, s, ctx):
         f, caches = run_forward(self.branch, s, ctx)
-        f *= self.beta
+        # in place, except when caches are kept: the branch's last layer may cache its own
+        # output (batch norm's normalised values), which reverse mode needs unchanged
+        f = f * self.beta if ctx.tape else np.multiply(f, self.beta, out=f)
         f += s
         f *= self.alpha
         return f, caches
@@ -217,6 +221,28 @@ class Stack:
                                                                               layer)]
             out += [x for x in inner if isinstance(x, kind)]
         return out
+
+    def astype(self, dtype):
+        """A copy with every parameter array cast to ``dtype`` (a float32 net in float64,
+        say); layers are copied, arrays shared between layers stay shared.  ``dtype`` is
+        ``'float64'`` or ``'float32'``."""
+        dtype = get_dtype(dtype)
+        cast = {}
+
+        def conv(value):
+            if isinstance(value, np.ndarray):
+                if id(value) not in cast:
+                    cast[id(value)] = value.astype(dtype)
+                return cast[id(value)]
+            if isinstance(value, list):
+                return [conv(v) for v in value]
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                return dataclasses.replace(value, **{f.name: conv(getattr(value, f.name))
+                                                     for f in dataclasses.fields(value)
+                                                     if f.init})
+            return value
+
+        return conv(self)
 
     def prefix(self, depth):
         """The first ``depth`` layers or blocks with their tap readout, as a network of
