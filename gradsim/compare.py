@@ -20,7 +20,7 @@ from .theory import LABELS, covers
 from .theory.exact import defined_at, exact_gradient_covariance
 from .theory.finite import kurtosis_identity
 from .theory.gp import gp_statistics
-from .theory.independence import independence
+from .theory.gradient_independence import independence
 from .theory.paper import paper_model
 
 __all__ = ["Comparison", "zscore", "compare", "agrees", "assert_agrees", "pair_statistics",

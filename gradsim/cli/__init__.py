@@ -1,16 +1,16 @@
 """The ``gradsim`` command line (console entry point ``gradsim.cli:main``).
 
-=================  ============================================
-module             commands
-=================  ============================================
-:mod:`.simulate`   ``simulate``
-:mod:`.theory`     ``theory``, ``compare``
-:mod:`.experiments` ``list``, ``run``, ``plot``, ``reproduce``
-:mod:`.sweep`      ``sweep``
-:mod:`.train`      ``train``
-:mod:`.common`     the parser, the network and grid options
-:mod:`.main`       :func:`main` and :func:`build_parser`
-=================  ============================================
+===================  ===============================================
+module               commands
+===================  ===============================================
+:mod:`.simulate`     ``simulate``
+:mod:`.theory`       ``theory``, ``compare``
+:mod:`.experiments`  ``list``, ``run``, ``plot``, ``reproduce``
+:mod:`.sweep`        ``sweep``
+:mod:`.train`        ``train``
+:mod:`.common`       the parser, the network and grid options
+:mod:`.main`         :func:`main` and :func:`build_parser`
+===================  ===============================================
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ theory read one description of the network:
   per block: the block's input-Jacobian under the independent-pattern model.  The closed
   form and the Monte Carlo of that model both interpret the same blocks;
 * the **exact infinite-width theory** (:mod:`gradsim.theory.exact`) and **gradient
-  independence** (:mod:`gradsim.theory.independence`) read a :class:`KernelPlan`: the
-  network as a program of kernel maps (:data:`gradsim.kernels.arccos.OPS`), block by
-  block, then the readout.
+  independence** (:mod:`gradsim.theory.gradient_independence`) read a
+  :class:`KernelPlan`: the network as a program of kernel maps
+  (:data:`gradsim.kernels.arccos.OPS`), block by block, then the readout.
 
 A family that a theory does not cover says why in its ``covers(spec, model)``.
 """
