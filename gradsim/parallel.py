@@ -23,7 +23,7 @@ import os
 
 from .util import check_int
 
-__all__ = ["check_workers", "ordered_map", "shutdown"]
+__all__ = ["check_workers", "ordered_map", "shutdown", "current_pool"]
 
 _LIMITS = None
 _POOL = None  # (workers, executor) kept between calls
@@ -52,6 +52,11 @@ def _get_pool(workers):
         _POOL = (workers, concurrent.futures.ProcessPoolExecutor(
             workers, mp_context=ctx, initializer=_init_worker))
     return _POOL[1]
+
+
+def current_pool():
+    """The worker pool kept between calls (a ``ProcessPoolExecutor``), or None."""
+    return None if _POOL is None else _POOL[1]
 
 
 def shutdown(wait=True):

@@ -168,15 +168,15 @@ def test_worker_pool_is_kept_and_replaced_after_a_worker_dies():
     spec, grid = NetSpec(depth=3, width=6), GridSpec(points=16)
     want = simulate(spec, grid, nets=8, seed=2, chunk=1).grad
     assert np.array_equal(simulate(spec, grid, nets=8, seed=2, chunk=1, workers=2).grad, want)
-    pool = parallel._POOL[1]
+    pool = parallel.current_pool()
     assert np.array_equal(simulate(spec, grid, nets=8, seed=2, chunk=3, workers=2).grad, want)
-    assert parallel._POOL[1] is pool
+    assert parallel.current_pool() is pool
     for pid in list(pool._processes):
         os.kill(pid, signal.SIGKILL)
     with pytest.raises(Exception, match="terminated abruptly|process"):
         simulate(spec, grid, nets=8, seed=2, workers=2)
-    assert parallel._POOL is None
+    assert parallel.current_pool() is None
     assert np.array_equal(simulate(spec, grid, nets=8, seed=2, workers=2).grad, want)
-    assert parallel._POOL[1] is not pool
+    assert parallel.current_pool() is not pool
     parallel.shutdown()
-    assert parallel._POOL is None
+    assert parallel.current_pool() is None
