@@ -32,8 +32,9 @@ from gradsim.sweep import (
     run_sweep,
     sweep_status,
 )
-from gradsim.sweep.cells import NO_ANGLE, PAIR_STATISTICS
+from gradsim.sweep.cells import PAIR_STATISTICS
 from gradsim.theory import covers
+from gradsim.theory.exact import NO_ANGLE
 
 BASE = """\
 nets = 6

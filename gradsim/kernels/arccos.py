@@ -1,5 +1,5 @@
 """The arc-cosine kernel map of the ab-ReLU, the packed layout of a pair's kernel state
-and the op codes of a kernel program: plain Python, shared by the numba kernel
+and the op codes of a kernel program: plain Python (no numba), shared by the numba kernel
 (:mod:`.nngp`, which compiles :func:`ab_map` and :func:`pair_layout`), its NumPy twin
 (:mod:`.nngp_numpy`, which maps :func:`ab_map` over arrays) and the theory
 (:mod:`gradsim.theory`), so that each closed form exists once.
@@ -10,7 +10,10 @@ from __future__ import annotations
 import collections
 import math
 
-__all__ = ["ab_map", "PairLayout", "pair_layout", "STEP", "SAVE", "MIX", "SCALE", "OPS"]
+import numpy as np
+
+__all__ = ["ab_map", "ab_map_array", "PairLayout", "pair_layout", "STEP", "SAVE", "MIX", "SCALE",
+           "OPS"]
 
 
 def ab_map(rho, a, b):
@@ -57,6 +60,11 @@ def ab_map(rho, a, b):
     if rho == 1.0:
         g = (a * a + b * b) / 2
     return g, g1, g2
+
+
+#: :func:`ab_map` elementwise over arrays (``rho`` broadcast with ``a`` and ``b``): the
+#: same scalar arithmetic, entry by entry.
+ab_map_array = np.vectorize(ab_map, otypes=[float, float, float])
 
 
 #: Offsets of one pair's packed kernel state (see :func:`pair_layout`).

@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arccos import MIX, SAVE, SCALE, STEP, ab_map, pair_layout
+from .arccos import MIX, SAVE, SCALE, STEP, pair_layout
+from .arccos import ab_map_array as _ab
 
 __all__ = ["run_program"]
-
-_ab = np.vectorize(ab_map, otypes=[float, float, float])
-
 
 def _step(st, d, s, bv, a, b):
     """One ``STEP`` of states ``st`` ``(size, K)``; returns the new states."""

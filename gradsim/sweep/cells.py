@@ -21,16 +21,14 @@ from ..compare import compare, predict
 from ..montecarlo import iter_chunks
 from ..stats import Estimate, Moments, Stream, acf_rows, pair_estimates
 from ..theory import covers
-from ..theory.exact import defined_at, exact_gradient_covariance
+from ..theory.exact import NO_ANGLE, defined_at, exact_gradient_covariance
 from ..theory.gp import gp_statistics
 from .file import STATISTICS, gradient_mode
 
-__all__ = ["compute_cell", "PAIR_STATISTICS", "NO_ANGLE"]
+__all__ = ["compute_cell", "PAIR_STATISTICS"]
 
 #: Statistics of the pair of grid points (the rest, ``lag1``, are along the grid).
 PAIR_STATISTICS = ("variance", "covariance", "correlation")
-#: Why exact and independence theory do not cover a cell the family covers.
-NO_ANGLE = "an input at 0 with no first-layer bias has no defined angle"
 
 
 def _lag1_estimate(stream):

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from ..kernels.arccos import ab_map
+from ..kernels.arccos import ab_map_array
 from ..spec import NetSpec
 
 __all__ = ["Theory", "LABELS", "covers", "require", "relu_moments", "ab_moments"]
@@ -75,9 +75,6 @@ def require(spec, model):
         raise ValueError(reason)
 
 
-_ab = np.vectorize(ab_map, otypes=[float, float, float])
-
-
 def ab_moments(rho, a=1.0, b=0.0):
     """Gaussian integrals of the ab-ReLU ``phi(z) = a z (z > 0), b z (z <= 0)``.
 
@@ -96,7 +93,7 @@ def ab_moments(rho, a=1.0, b=0.0):
     ----------
     Cho and Saul, "Kernel methods for deep learning", NeurIPS 2009.
     """
-    g, g1, _ = _ab(np.asarray(rho, dtype=float), a, b)
+    g, g1, _ = ab_map_array(np.asarray(rho, dtype=float), a, b)
     return g1, g
 
 

@@ -50,7 +50,10 @@ from ..util import check_memory
 from .base import covers as _covers
 from .base import require
 
-__all__ = ["exact_gradient_covariance", "nngp_kernel", "covers", "defined_at"]
+__all__ = ["exact_gradient_covariance", "nngp_kernel", "covers", "defined_at", "NO_ANGLE"]
+
+#: Why the theory is undefined at an input (see :func:`defined_at`).
+NO_ANGLE = "an input at 0 with no first-layer bias has no defined angle"
 
 
 def covers(spec):
@@ -118,7 +121,7 @@ def _output(spec, x, y, symmetric, backend):
     """
     kern = get_backend(backend)
     if not (defined_at(spec, x) and defined_at(spec, y)):
-        raise ValueError("an input at 0 with no first-layer bias has no defined angle")
+        raise ValueError(NO_ANGLE)
     p, q, d = len(x), len(y), spec.input_dim
     if symmetric:
         ii, jj = np.triu_indices(p)
