@@ -22,7 +22,7 @@ from .families.layers import Context, Dense, Stack, run_backward, run_forward
 from .families.sampling import Sampler
 from .kernels import backend as get_backend
 from .spec import NetSpec
-from .util import check_memory, get_dtype
+from .util import check_bool, check_memory, check_rng, get_dtype
 
 __all__ = ["Network", "sample_network", "forward", "preactivations", "input_gradient",
            "input_gradient_by_depth", "looks_linear_product", "GRAD_MODES"]
@@ -67,7 +67,8 @@ def sample_network(spec, rng, dtype=np.float64, taps=False):
     """
     if not isinstance(spec, NetSpec):
         raise ValueError(f"spec must be a NetSpec, got {type(spec).__name__}")
-    draw = Sampler(spec, rng, get_dtype(dtype), spec.activation_rule)
+    draw = Sampler(spec, check_rng(rng), get_dtype(dtype), spec.activation_rule)
+    taps = check_bool("taps", taps)
     layers, bounds, readout, half = spec.family.build(spec, draw)
     tap = [spec.family.readout(spec, draw)[0] for _ in range(spec.depth - 1)] if taps else None
     return Network(spec, layers, readout, half, bounds, tap)
@@ -198,7 +199,7 @@ def input_gradient(net, x, mode="forward", backend="numba", activity=False):
         raise ValueError(f"mode must be one of {', '.join(GRAD_MODES)}; got {mode!r}")
     x = _check_inputs(net, x)
     p, d = x.shape
-    if activity and p < 2:
+    if check_bool("activity", activity) and p < 2:
         raise ValueError("activity needs at least 2 grid points (points >= 2)")
     through = net.spec.batchnorm and net.spec.bn_grad == "through"
     ctx = Context(p, get_backend(backend), tape=(mode == "reverse"),

@@ -18,9 +18,10 @@ from numbers import Integral, Real
 
 import numpy as np
 
-__all__ = ["MAX_SIZE", "check_int", "check_real", "check_choice", "JsonData", "DTYPES",
+__all__ = ["MAX_SIZE", "check_int", "check_real", "check_choice", "check_bool", "check_rng",
+           "JsonData", "DTYPES",
            "get_dtype", "available_memory", "check_memory", "atomic_write", "check_output",
-           "TMP_PREFIX"]
+           "check_writable_dir", "TMP_PREFIX"]
 
 #: Upper bound on any single size (depth, width, input dimension, points).
 MAX_SIZE = 1_000_000
@@ -68,6 +69,21 @@ def check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
     return value
+
+
+def check_bool(name, value):
+    """Return ``value`` if it is a bool (numpy's too) or raise a ValueError naming it."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return bool(value)
+
+
+def check_rng(rng, name="rng"):
+    """Return ``rng`` if it is a ``numpy.random.Generator`` or raise a ValueError naming it."""
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"{name} must be a numpy.random.Generator (for network i of a run "
+                         f"seeded s: gradsim.network_rng(s, i)), got {type(rng).__name__}")
+    return rng
 
 
 class JsonData:
@@ -175,6 +191,28 @@ def atomic_write(path):
         raise
 
 
+def _probe_directory(parent):
+    """Create and remove a temporary file in ``parent``: the one reliable test that files
+    can be written there (``os.access`` says yes to root on ``/proc``, say)."""
+    probe = os.path.join(parent, f"{TMP_PREFIX}{secrets.token_hex(6)}.tmp")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as exc:
+        raise ValueError(f"out: cannot write in directory {parent!r}: "
+                         f"{exc.strerror or exc}") from None
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
+def check_writable_dir(path):
+    """Fail early if files cannot be created in directory ``path`` (ValueError naming it)."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise ValueError(f"out: {path!r} is not a directory")
+    _probe_directory(os.path.abspath(path))
+    return path
+
+
 def check_output(path, force=False, suffix=".npz"):
     """Fail early, before any work, if ``path`` cannot be written.
 
@@ -189,6 +227,7 @@ def check_output(path, force=False, suffix=".npz"):
         raise ValueError(f"out: directory {parent!r} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"out: directory {parent!r} is not writable")
+    _probe_directory(parent)
     if os.path.isdir(path):
         raise ValueError(f"out: {path!r} is a directory")
     try:

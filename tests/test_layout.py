@@ -90,3 +90,28 @@ def test_no_private_name_is_imported_from_another_module():
            for m, names, line in _imports(p) for n in names
            if n.startswith("_") and not n.startswith("__")]
     assert not bad, "\n".join(bad)
+
+
+def _extras():
+    import configparser
+    import re
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT.parent / "setup.cfg")
+    out = {}
+    for extra, text in cfg["options.extras_require"].items():
+        reqs = [line.strip() for line in text.splitlines() if line.strip()]
+        out[extra] = {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower() for r in reqs}
+    return out
+
+
+def test_docs_extra_installs_what_the_gallery_needs():
+    """The gallery runs every experiment: the ``docs`` extra must install every extra an
+    experiment needs (``REQUIRES``), so ``pip install -e ".[docs]"`` alone builds the docs."""
+    from gradsim import experiments
+
+    extras = _extras()
+    for name in experiments.NAMES:
+        for extra in getattr(experiments.get(name), "REQUIRES", {}).values():
+            missing = extras[extra] - extras["docs"]
+            assert not missing, f"docs extra lacks {missing} (needed by {name})"

@@ -42,7 +42,7 @@ from ..families.layers import (
 )
 from ..families.sampling import orthogonal
 from ..kernels import backend as get_backend
-from ..util import check_memory, get_dtype
+from ..util import check_bool, check_memory, check_rng, get_dtype
 from .spec import ConvSpec
 
 __all__ = ["ConvNet", "Conv", "sample_conv", "conv_forward", "conv_preactivations",
@@ -198,6 +198,8 @@ def sample_conv(spec, rng, dtype=np.float64, taps=False):
     """
     if not isinstance(spec, ConvSpec):
         raise ValueError(f"spec must be a ConvSpec, got {type(spec).__name__}")
+    check_rng(rng)
+    taps = check_bool("taps", taps)
     dtype = get_dtype(dtype)
     _check_parameters(spec, np.dtype(dtype).itemsize)
     draw = _Sampler(spec, rng, dtype)

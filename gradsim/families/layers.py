@@ -16,7 +16,7 @@ import dataclasses
 
 import numpy as np
 
-from ..util import get_dtype
+from ..util import check_int, get_dtype
 
 __all__ = ["Context", "Dense", "BatchNorm", "Activation", "Residual", "Stack", "run_forward",
            "run_backward"]
@@ -249,8 +249,7 @@ class Stack:
         the same class, distributed exactly as one of that depth; its layers are this
         network's own objects.  Needs tap readouts for ``depth < L``."""
         L = self.spec.depth
-        if not 1 <= depth <= L:
-            raise ValueError(f"depth must be in [1, {L}], got {depth}")
+        depth = check_int("depth", depth, 1, L)
         if depth == L:
             return self
         if self.taps is None:
