@@ -17,11 +17,12 @@ import numpy as np
 
 from .stats import lag1, pair_estimates, point_moments
 from .theory import LABELS, covers
-from .theory.exact import defined_at, exact_gradient_covariance
+from .theory import gradient_independence as _independence
+from .theory import paper as _paper
+from .theory.base import LOG_MAX, LOG_TINY, check_range, describe, range_error
+from .theory.exact import defined_at, exact_gradient_covariance, overflow_depth, scale_by
 from .theory.finite import kurtosis_identity
 from .theory.gp import gp_statistics
-from .theory.gradient_independence import independence
-from .theory.paper import paper_model
 
 __all__ = ["Comparison", "zscore", "compare", "agrees", "assert_agrees", "pair_statistics",
            "predict", "MODELS", "compare_spec", "grid_rows"]
@@ -129,44 +130,123 @@ def pair_statistics(gx, gy):
     -------
     dict of Estimate
         As :func:`gradsim.stats.pair_estimates` (delta-method correlation error).
+
+    Raises
+    ------
+    ValueError
+        For fewer than 2 networks, and for gradients so large that the statistics
+        leave float64 range (their standard errors need fourth powers: ``|g|`` below
+        about ``1e77``).
     """
     gx = np.asarray(gx, dtype=float).reshape(len(gx), -1)
     gy = np.asarray(gy, dtype=float).reshape(len(gy), -1)
     n = len(gx)
     if n < 2:
         raise ValueError("pair statistics need at least 2 networks")
-    m = np.stack([(gx * gx).sum(1), (gy * gy).sum(1), (gx * gy).sum(1)])
-    return pair_estimates(m.mean(1), np.cov(m) / n, n)
+    with np.errstate(over="ignore", invalid="ignore"):
+        m = np.stack([(gx * gx).sum(1), (gy * gy).sum(1), (gx * gy).sum(1)])
+        c = np.cov(m) / n
+    if not (np.all(np.isfinite(m)) and np.all(np.isfinite(c))):
+        top = max(float(np.abs(gx).max()), float(np.abs(gy).max()))
+        raise ValueError(f"pair statistics: gradients up to {top:.3g} in magnitude are out "
+                         "of float64 range for the variance and its standard error "
+                         "(fourth powers overflow)")
+    return pair_estimates(m.mean(1), c, n)
 
 
-def predict(spec, model, x, y):
+def _independence_form(spec, x, y):
+    var, cov, corr, log_var = _independence._closed_form(spec, x, y)
+    with np.errstate(divide="ignore"):  # a correlation of 0: log |cov| = -inf
+        return var, cov, corr, log_var, log_var + np.log(np.abs(corr))
+
+
+#: The closed forms over depth behind ``predict``: ``(variance, covariance, correlation,
+#: log variance, log |covariance|)``, the first two ``inf`` where they overflow.
+_CLOSED_FORMS = {"paper": lambda spec, x, y: _paper._closed_form(spec),
+                 "independence": _independence_form}
+_WHAT = {"paper": "paper model", "independence": "gradient independence",
+         "exact": "exact theory"}
+_LN10 = math.log(10)
+
+
+def predict(spec, model, x, y, *, log_scale=False):
     """Variance at ``x``, covariance and correlation of ``x`` and ``y`` from ``model``.
 
     ``model='paper'`` ignores the inputs (two inputs with independent activation
     patterns).  For ``d > 1`` the inner product ``E[grad f(x) . grad f(y)]`` is used.
 
+    Parameters
+    ----------
+    spec : NetSpec
+    model : {'paper', 'independence', 'exact'}
+    x, y : array_like, shape (d,)
+    log_scale : bool
+        Also give ``log10_variance`` and ``log10_abs_covariance`` (None for a covariance
+        of 0), finite however deep the net; ``variance`` and ``covariance`` are then
+        None where they leave float64 range (the correlation stays finite).
+
     Returns
     -------
     dict
-        ``model`` (the label), ``depth``, ``variance``, ``covariance``, ``correlation``.
+        ``model`` (the label), ``depth``, ``variance``, ``covariance``, ``correlation``
+        (and the two logs with ``log_scale``).
+
+    Raises
+    ------
+    ValueError
+        Without ``log_scale``, where the variance or covariance overflows float64 (the
+        message names the depth where the range runs out).
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}; got {model!r}")
-    if model == "paper":
-        th = paper_model(spec)
-    elif model == "independence":
-        th = independence(spec, x, y)
+    if model == "exact":
+        var, cov, corr, log_var, log_cov = _exact_pair(spec, x, y, log_scale)
     else:
-        xs = np.stack([np.asarray(x, float).reshape(-1), np.asarray(y, float).reshape(-1)])
-        c, ls = exact_gradient_covariance(spec, xs, log_scale=True)
-        var, cov, vy = np.trace(c[0, 0]), np.trace(c[0, 1]), np.trace(c[1, 1])
+        v, c, r, lv, lc = _CLOSED_FORMS[model](spec, x, y)
+        if not (log_scale or (np.isfinite(v[-1]) and np.isfinite(c[-1]))):
+            check_range(_WHAT[model], spec, v, c, lv)  # names the first depth out of range
+        var, cov, corr, log_var, log_cov = v[-1], c[-1], r[-1], lv[-1], lc[-1]
+    out = {"model": LABELS[model], "depth": spec.depth,
+           "variance": float(var) if np.isfinite(var) else None,
+           "covariance": float(cov) if np.isfinite(cov) else None,
+           "correlation": float(corr)}
+    if log_scale:
+        out |= {"log10_variance": float(log_var / _LN10),
+                "log10_abs_covariance": (float(log_cov / _LN10) if np.isfinite(log_cov)
+                                         else None)}
+    return out
+
+
+def _exact_pair(spec, x, y, log_scale):
+    """``(variance, covariance, correlation, log variance, log |covariance|)`` at the
+    last depth from the exact theory (variance and covariance ``inf`` beyond range)."""
+    xs = np.stack([np.asarray(x, float).reshape(-1), np.asarray(y, float).reshape(-1)])
+    c, ls = exact_gradient_covariance(spec, xs, log_scale=True)
+    var, cov, vy = np.trace(c[0, 0]), np.trace(c[0, 1]), np.trace(c[1, 1])
+    if not (var > 0 and vy > 0):
+        raise ValueError(f"exact theory: the gradient variance is 0 at an input for "
+                         f"{describe(spec, False)}, so the correlation is undefined")
+    if min(var, vy) < math.exp(LOG_TINY):
+        raise range_error("exact theory", "the gradient variance, divided by the program's "
+                          "growth, is below float64's normal range (the correlation would "
+                          "lose its precision)", None, spec)
+    with np.errstate(over="ignore", under="ignore"):
+        prod = var * vy
+    if math.isfinite(prod) and prod >= math.exp(LOG_TINY):
         corr = cov / math.sqrt(var * vy)
-        with np.errstate(over="ignore"):
-            var, cov = var * np.exp(ls), cov * np.exp(ls)
-        return {"model": LABELS["exact"], "depth": spec.depth, "variance": float(var),
-                "covariance": float(cov), "correlation": float(corr)}
-    return {"model": th.label, "depth": spec.depth, "variance": float(th.variance[-1]),
-            "covariance": float(th.covariance[-1]), "correlation": float(th.correlation[-1])}
+    else:  # the product alone leaves range
+        corr = cov / math.sqrt(var) / math.sqrt(vy)
+    with np.errstate(divide="ignore"):
+        log_var, log_cov = math.log(var) + ls, np.log(abs(cov)) + ls
+    v, c = scale_by(var, ls), scale_by(cov, ls)
+    if not log_scale and not (np.isfinite(v) and np.isfinite(c)):
+        name = "variance" if not np.isfinite(v) else "covariance"
+        raise range_error("exact theory", f"the gradient {name} overflows float64",
+                          overflow_depth(spec, math.log(max(var, abs(cov)))), spec,
+                          "the correlation stays finite: log_scale=True gives it with the "
+                          "log of the variance (gradsim theory prints both)", approximate=True,
+                          note=f" (log10 variance {log_var / _LN10:.6g} at depth {spec.depth})")
+    return v, c, corr, log_var, log_cov
 
 
 def compare_spec(spec, grad_x, grad_y, x, y, models=MODELS):
@@ -176,7 +256,17 @@ def compare_spec(spec, grad_x, grad_y, x, y, models=MODELS):
     theory with batch norm) are skipped.  The paper model describes inputs with
     independent patterns, so its covariance is compared as such; expect it to miss on
     nearby inputs.
+
+    Raises
+    ------
+    ValueError
+        Where the gradients are so large that their statistics leave float64 range, or a
+        theory's variance or covariance does (the messages name the parameters).
     """
+    gx, gy = np.asarray(grad_x, dtype=float), np.asarray(grad_y, dtype=float)
+    _require_magnitude(spec, np.concatenate([gx.ravel(), gy.ravel()]), 4,
+                       max(gx.size, 1) * max(gx.size // max(len(gx), 1), 1),
+                       "the pair statistics")
     est = pair_statistics(grad_x, grad_y)
     rows = []
     for model in models:
@@ -203,16 +293,34 @@ def grid_rows(spec, grid, grad, point, gp_nets=4000, seed=0):
     grid : GridSpec
     grad : ndarray, shape (nets, P, d)
     point : int
+
+    Raises
+    ------
+    ValueError
+        Where the gradients are so large that these statistics leave float64 range.
     """
     rows = []
+    grad = np.asarray(grad)
     x = grid.points_array()
     if (spec.input_dim == 1 and grid.points >= 3 and covers(spec, "exact") is None
             and defined_at(spec, x)):
+        _require_magnitude(spec, grad, 2, 4 * grid.points, "the autocorrelation")
         th = gp_statistics(exact_gradient_covariance(spec, x)[..., 0, 0], nets=gp_nets,
                            seed=seed)
         rows.append(compare(th["lag1"].value, lag1(grad), "lag1", th["label"],
                             theory_se=th["lag1"].se))
     if spec.input_dim == 1 and covers(spec, "kurtosis") is None:
+        _require_magnitude(spec, grad[:, point], 8, len(grad), "the kurtosis (eighth powers)")
         rows.append(compare(kurtosis_identity(spec)[-1], point_moments(grad, point)[1],
                             "kurtosis", LABELS["finite"]))
     return rows
+
+
+def _require_magnitude(spec, grad, power, count, what):
+    """Refuse gradients whose ``power``-th powers, summed ``count`` times, overflow."""
+    if not np.all(np.isfinite(grad)):
+        raise ValueError("compare: the gradients must be finite")
+    top = float(np.abs(grad).max()) if grad.size else 0.0
+    if top > 0 and power * math.log(top) + math.log(count) > LOG_MAX:
+        raise range_error("compare", f"gradients up to {top:.3g} in magnitude put {what} "
+                          "out of float64 range", None, spec, width=True)

@@ -6,11 +6,18 @@ Network ``i`` of a run with seed ``s`` is drawn from
 statistics are accumulated network by network in index order, so the chunk size
 never changes a result, bit for bit.  When gradients are not kept, memory is
 bounded by the chunk, not by the number of networks.
+
+Gradients that leave floating-point range are not results: every chunk is checked
+(one ``isfinite`` over its gradients), and a chunk holding a non-finite gradient raises
+a ``ValueError`` naming the spec's parameters and the depth where the range runs out,
+found by running the offending network again depth by depth (``docs/theory.md``,
+"Floating-point range").
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -19,6 +26,7 @@ from .nets import GRAD_MODES, input_gradient, input_gradient_by_depth, sample_ne
 from .parallel import check_workers, ordered_map
 from .spec import NetSpec
 from .stats import Moments, Stream, acf_rows, power_rows
+from .theory.base import LOG_MAX, range_error
 from .util import check_int, check_memory, get_dtype
 
 __all__ = ["Simulation", "Chunk", "network_rng", "iter_chunks", "simulate", "simulate_depths",
@@ -122,19 +130,68 @@ def network_bytes(spec, points, mode, itemsize=8):
     return (params + work) * itemsize
 
 
+#: What to change when gradients leave range (the growth per block, or the precision).
+_HINT = ("reduce depth or the growth per block (weight_var; alpha, beta for resnets), or "
+         "use batchnorm=True")
+
+
+def _range_hint(dtype):
+    return _HINT + (", or dtype=float64" if np.dtype(dtype) == np.float32 else "")
+
+
+def _nonfinite_error(spec, grid, seed, index, backend, dtype, by_depth=None):
+    """The ``ValueError`` for network ``index``, whose gradient is not finite.
+
+    The first depth whose gradient is not finite is where the range runs out: read off
+    ``by_depth`` (the network's gradients at every depth), or, without it, off the
+    network run again with depth taps (the same parameters: taps are drawn after all
+    others).
+    """
+    if by_depth is None:
+        try:
+            net = sample_network(spec, network_rng(seed, index), dtype, taps=True)
+            with np.errstate(all="ignore"):
+                by_depth = input_gradient_by_depth(net, grid.points_array(dtype),
+                                                   backend=backend)
+        except ValueError:  # the rerun does not fit in memory: the depth stays unknown
+            pass
+    depth, overflow = None, True
+    if by_depth is not None:
+        flat = by_depth.reshape(len(by_depth), -1)
+        bad = ~np.isfinite(flat).all(axis=1)
+        if bad.any():
+            depth = int(np.argmax(bad)) + 1
+            # an overflow: inf, or nan (inf - inf) after gradients near the top of range
+            top = float(np.abs(flat[:depth - 1]).max()) if depth > 1 else 0.0
+            overflow = (bool(np.isinf(flat[depth - 1]).any())
+                        or top > float(np.finfo(dtype).max) ** 0.75)
+    name = np.dtype(dtype).name
+    quantity = (f"gradients overflow {name} (inf or nan)" if overflow
+                else "gradients are not finite (nan)")
+    return range_error("simulate", quantity, depth, spec, _range_hint(dtype),
+                       note=f" (network {index})", width=True, dtype=name)
+
+
 def _chunk_task(spec, grid, seed, start, stop, mode, backend, dtype, activity):
-    """Networks ``start .. stop - 1``: gradients and activity (one process's work)."""
+    """Networks ``start .. stop - 1``: gradients and activity (one process's work).
+
+    Raises the ``ValueError`` of :func:`_nonfinite_error` if a gradient is not finite.
+    """
     x = grid.points_array(dtype)
     m = stop - start
     grads = np.empty((m, grid.points, spec.input_dim), dtype=dtype)
     acts = np.empty((m, spec.n_act_layers, 2)) if activity else None
-    for k in range(m):
-        net = sample_network(spec, network_rng(seed, start + k), dtype)
-        out = input_gradient(net, x, mode=mode, backend=backend, activity=activity)
-        if activity:
-            grads[k], acts[k] = out
-        else:
-            grads[k] = out
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked below
+        for k in range(m):
+            net = sample_network(spec, network_rng(seed, start + k), dtype)
+            out = input_gradient(net, x, mode=mode, backend=backend, activity=activity)
+            if activity:
+                grads[k], acts[k] = out
+            else:
+                grads[k] = out
+    if not np.isfinite(grads).all():  # one check per chunk
+        k = int(np.argmax(~np.isfinite(grads.reshape(m, -1)).all(axis=1)))
+        raise _nonfinite_error(spec, grid, seed, start + k, backend, dtype)
     return grads, acts
 
 
@@ -142,7 +199,8 @@ def iter_chunks(spec, grid, nets, seed, chunk=None, mode="forward", backend="num
                 dtype="float64", activity=False, workers=1):
     """Yield :class:`Chunk` objects covering networks ``0 .. nets - 1`` in order.
 
-    Parameters are as for :func:`simulate`.
+    Parameters are as for :func:`simulate`; so is the ``ValueError`` for a chunk holding a
+    gradient out of range.
     """
     nets, seed, chunk, dtype = _check_run(spec, grid, nets, seed, chunk, mode, dtype, activity)
     workers = check_workers(workers)
@@ -198,6 +256,14 @@ def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
     Returns
     -------
     Simulation
+
+    Raises
+    ------
+    ValueError
+        For bad arguments; for a network whose gradient leaves ``dtype``'s range (the
+        message names the parameters and the depth where the range runs out, found by
+        running that network again depth by depth); and for streamed statistics that
+        overflow float64 (``moments``, ``acf``, ``spectrum``).
     """
     grid = GridSpec(dim=spec.input_dim) if grid is None and isinstance(spec, NetSpec) else grid
     nets, seed, chunk, dt = _check_run(spec, grid, nets, seed, chunk, mode, dtype, activity)
@@ -219,24 +285,55 @@ def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
             grads[ch.start:stop] = ch.grad
         if activity:
             acts[ch.start:stop] = ch.activity
-        if mom is not None:
-            mom.update(ch.grad.reshape(len(ch.grad), k))
-        if acf_s is not None:
-            acf_s.update(acf_rows(ch.grad))
-        if spec_s is not None:
-            spec_s.update(power_rows(ch.grad)[1])
+        if acf_s is not None or spec_s is not None:
+            _require_streamable(spec, ch.grad, dt)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked after the loop
+            if mom is not None:
+                mom.update(ch.grad.reshape(len(ch.grad), k))
+            if acf_s is not None:
+                acf_s.update(acf_rows(ch.grad))
+            if spec_s is not None:
+                spec_s.update(power_rows(ch.grad)[1])
         if progress is not None:
             progress(stop, nets)
+    streams = (("moments (sums of g g^T and of powers up to g^8)", "moments", mom,
+                ("total", "outer", "powers")),
+               ("autocorrelations", "acf", acf_s, ("total", "squares")),
+               ("periodograms", "spectrum", spec_s, ("total", "squares")))
+    for name, flag, stream, sums in streams:
+        if stream is not None and not all(np.isfinite(getattr(stream, a)).all() for a in sums):
+            raise range_error("simulate", f"the streamed {name} overflow float64", None, spec,
+                              f"{flag}=False, or {_range_hint(dt)}", width=True,
+                              dtype=np.dtype(dt).name)
     return Simulation(spec, grid, grid.points_array(), seed, nets, mode, np.dtype(dt).name,
                       grads, acts, mom, acf_s, spec_s)
 
 
+def _require_streamable(spec, grad, dtype):
+    """Refuse gradients whose sums of squares along the grid overflow (the
+    autocorrelation would count such a network as constant, the periodogram be inf)."""
+    top = float(np.abs(grad).max())
+    points = grad.shape[1]
+    # mean-removed entries reach 2 top: sums of P squares, and |rfft|^2 / P, up to 4 P top^2
+    if top > 0 and 2 * math.log(2 * top) + math.log(points) > LOG_MAX:
+        raise range_error("simulate", f"gradients up to {top:.3g} in magnitude put the "
+                          "autocorrelation and periodogram sums out of float64 range", None,
+                          spec, f"acf=False and spectrum=False, or {_range_hint(dtype)}",
+                          width=True, dtype=np.dtype(dtype).name)
+
+
 def _depth_task(spec, grid, seed, start, stop, backend, dtype):
     x = grid.points_array(dtype)
-    out = np.empty((stop - start, spec.depth, grid.points, spec.input_dim), dtype=dtype)
-    for k in range(stop - start):
-        net = sample_network(spec, network_rng(seed, start + k), dtype, taps=True)
-        out[k] = input_gradient_by_depth(net, x, backend=backend)
+    m = stop - start
+    out = np.empty((m, spec.depth, grid.points, spec.input_dim), dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked below
+        for k in range(m):
+            net = sample_network(spec, network_rng(seed, start + k), dtype, taps=True)
+            out[k] = input_gradient_by_depth(net, x, backend=backend)
+    if not np.isfinite(out).all():  # one check per chunk
+        bad = ~np.isfinite(out.reshape(m, spec.depth, -1)).all(axis=2)
+        k = int(np.argmax(bad.any(axis=1)))
+        raise _nonfinite_error(spec, grid, seed, start + k, backend, dtype, out[k])
     return out
 
 
@@ -253,6 +350,11 @@ def simulate_depths(spec, grid=None, nets=100, seed=0, *, chunk=None, backend="n
     Returns
     -------
     ndarray, shape (nets, depth, P, d)
+
+    Raises
+    ------
+    ValueError
+        As :func:`simulate`: a gradient out of range names the first depth where it is.
     """
     grid = GridSpec(dim=spec.input_dim) if grid is None and isinstance(spec, NetSpec) else grid
     nets, seed, chunk, dt = _check_run(spec, grid, nets, seed, chunk, "forward", dtype, False)

@@ -11,7 +11,9 @@ multi-threaded BLAS pools on two cores were measured to be slower, see
 The pool is kept between calls: starting a worker (Python, NumPy, numba and the cached
 kernels) takes seconds, so a session that runs many simulations pays it once.  It is
 shut down at exit, by :func:`shutdown`, when a call asks for a different number of
-workers, and after any error or interruption (a fresh pool is started next time).
+workers, and after any error or interruption (a fresh pool is started next time).  Workers
+ignore Ctrl-C (the parent handles it and stops the pool) and exit when the parent process
+ends, even if it was killed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import collections
 import concurrent.futures
 import multiprocessing
 import os
+import signal
+import threading
 
 from .util import check_int
 
@@ -35,12 +39,24 @@ def check_workers(workers):
 
 
 def _init_worker():
-    """One BLAS thread and one numba thread per worker process."""
+    """One BLAS thread and one numba thread per worker process; Ctrl-C is the parent's to
+    handle (a terminal sends it to the whole process group); the worker exits when its
+    parent does, however the parent ended (a SIGKILLed parent cannot shut the pool down)."""
     global _LIMITS
     from threadpoolctl import threadpool_limits
 
     _LIMITS = threadpool_limits(limits=1)
     os.environ["NUMBA_NUM_THREADS"] = "1"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent):
+    """Wait for the parent process to end, then end this one."""
+    parent.join()
+    os._exit(1)
 
 
 def _get_pool(workers):

@@ -13,7 +13,9 @@ import dataclasses
 import json
 import math
 import os
+import re
 import secrets
+import stat
 from numbers import Integral, Real
 
 import numpy as np
@@ -21,12 +23,14 @@ import numpy as np
 __all__ = ["MAX_SIZE", "check_int", "check_real", "check_choice", "check_bool", "check_rng",
            "JsonData", "DTYPES",
            "get_dtype", "available_memory", "check_memory", "atomic_write", "check_output",
-           "check_writable_dir", "TMP_PREFIX"]
+           "check_writable_dir", "TMP_PREFIX", "TMP_PATTERN", "remove_temporaries"]
 
 #: Upper bound on any single size (depth, width, input dimension, points).
 MAX_SIZE = 1_000_000
 #: Prefix of the temporary files :func:`atomic_write` creates beside its target.
 TMP_PREFIX = ".gradsim-"
+#: The whole name of such a file: the prefix, 12 lowercase hex digits, ``.tmp``.
+TMP_PATTERN = re.compile(re.escape(TMP_PREFIX) + r"[0-9a-f]{12}\.tmp")
 
 
 def check_int(name, value, lo=1, hi=MAX_SIZE):
@@ -211,6 +215,32 @@ def check_writable_dir(path):
         raise ValueError(f"out: {path!r} is not a directory")
     _probe_directory(os.path.abspath(path))
     return path
+
+
+def remove_temporaries(directory):
+    """Delete the temporary files an interrupted :func:`atomic_write` left in ``directory``.
+
+    Only regular files whose whole name matches :data:`TMP_PATTERN`; nothing else, and not
+    in subdirectories.  Call it only where no other run is writing (under a lock).
+
+    Returns
+    -------
+    list of str
+        The names removed (sorted); empty if ``directory`` does not exist.
+    """
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+    gone = []
+    for name in names:
+        path = os.path.join(directory, name)
+        if TMP_PATTERN.fullmatch(name):
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISREG(os.lstat(path).st_mode):
+                    os.unlink(path)
+                    gone.append(name)
+    return gone
 
 
 def check_output(path, force=False, suffix=".npz"):

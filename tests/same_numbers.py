@@ -234,7 +234,8 @@ def record(out):
 # --------------------------------------------------------------------------- compare
 
 
-#: Keys (JSON) and array names that hold wall times, or a checksum over them.
+#: Keys (JSON) and array names that hold wall times, or a checksum (over a sweep cell with
+#: its times, or of the package source in an experiment's results).
 _TIMES = ("seconds", "checksum")
 
 

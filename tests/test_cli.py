@@ -20,9 +20,13 @@ DEPTH, WIDTH, POINTS, NETS, SEED = 2, 4, 8, 3, 1
 
 
 def base_args(out, *extra):
-    """``simulate`` argv for a tiny run writing ``out``; ``extra`` options come last and win."""
+    """``simulate`` argv for a tiny run writing ``out``; ``extra`` options come last and win.
+
+    One worker: the default (all cores) would start processes, which only slow tests do.
+    """
     return ["simulate", "--depth", str(DEPTH), "--width", str(WIDTH), "--points", str(POINTS),
-            "--nets", str(NETS), "--seed", str(SEED), "--out", str(out), *map(str, extra)]
+            "--nets", str(NETS), "--seed", str(SEED), "--workers", "1", "--out", str(out),
+            *map(str, extra)]
 
 
 def run(capsys, argv):
@@ -146,7 +150,9 @@ def test_chunk_never_changes_numbers_but_seed_does(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, words", [
     (["--help"], ["usage: gradsim", "simulate", "--version"]),
-    (["simulate", "--help"], ["usage: gradsim simulate", "--depth", "--nets", "--force"]),
+    (["simulate", "--help"], ["usage: gradsim simulate", "--depth", "--nets", "--force",
+                              "--workers", "all cores", "os.cpu_count()"]),
+    (["compare", "--help"], ["usage: gradsim compare", "--workers", "all cores"]),
 ])
 def test_help_exits_zero(capsys, argv, words):
     with pytest.raises(SystemExit) as exc:
@@ -203,6 +209,9 @@ BAD = [
     pytest.param(["--nets", 10**9, "--points", 10**6], ["memory", "nets", "points"],
                  id="huge-result"),
     pytest.param(["--nets", 10**9 + 1], ["nets"], id="nets-over-max"),
+    pytest.param(["--workers", 0], ["workers", "[1, 256]"], id="workers0"),
+    pytest.param(["--workers", 257], ["workers", "[1, 256]"], id="workers-over-max"),
+    pytest.param(["--workers", "two"], ["--workers", "invalid int"], id="workers-not-int"),
 ]
 
 
@@ -310,6 +319,62 @@ def test_interrupt_writes_nothing(tmp_path, capsys, monkeypatch):
     assert stdout == "" and "Traceback" not in stderr
     assert stderr.count("\n") == 1 and "interrupted" in stderr
     assert listing(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def test_default_workers_are_all_cores_but_never_more_than_the_chunks():
+    from argparse import Namespace
+
+    from gradsim.cli.simulate import workers_for
+
+    cores = min(os.cpu_count() or 1, 256)
+    assert workers_for(Namespace(workers=None, nets=1000, chunk=None)) == cores
+    assert workers_for(Namespace(workers=None, nets=3, chunk=None)) == 1  # one chunk
+    assert workers_for(Namespace(workers=None, nets=10, chunk=5)) == min(cores, 2)
+    assert workers_for(Namespace(workers=8, nets=10, chunk=1)) == 8
+    for bad in (0, 257):  # refused whatever the cap
+        with pytest.raises(ValueError, match=r"workers must be an integer in \[1, 256\]"):
+            workers_for(Namespace(workers=bad, nets=1, chunk=None))
+
+
+@pytest.mark.slow
+def test_workers_never_change_the_numbers(tmp_path, capsys):
+    """--workers 1, 2 and the default (all cores) write the same bytes and print the same
+    comparison; an overflow in a worker process is still one line, nothing written."""
+    from gradsim import parallel
+
+    try:
+        grads = {}
+        for tag, extra in (("w1", ["--workers", 1]), ("w2", ["--workers", 2]),
+                           ("default", [])):
+            out = tmp_path / f"{tag}.npz"
+            argv = [a for a in base_args(out, "--nets", 7, "--chunk", 2, *extra)]
+            if not extra:  # drop base_args' --workers 1
+                k = argv.index("--workers")
+                del argv[k:k + 2]
+            code, _, stderr = run(capsys, argv)
+            assert code == 0, stderr
+            grads[tag] = raw(out)["grad"]
+            if tag == "w2":  # really in worker processes
+                assert parallel.current_pool()._max_workers == 2
+        assert grads["w1"].tobytes() == grads["w2"].tobytes() == grads["default"].tobytes()
+        cmp_ = ["compare", "--depth", 2, "--width", 6, "--points", 8, "--nets", 12,
+                "--chunk", 3, "--seed", 4, "--json"]
+        outs = [run(capsys, [str(a) for a in cmp_ + w]) for w in (["--workers", "1"],
+                                                                   ["--workers", "2"])]
+        assert outs[0][0] == outs[1][0] == 0 and outs[0][1] == outs[1][1]
+        bad = tmp_path / "bad.npz"
+        code, stdout, stderr = run(capsys, base_args(bad, "--arch", "resnet", "--depth", 400,
+                                                     "--width", 32, "--dtype", "float32",
+                                                     "--nets", 6, "--chunk", 1,
+                                                     "--workers", 2))
+        assert code == 2 and stdout == "" and stderr.count("\n") == 1
+        assert "gradients overflow float32" in stderr and "depth=400" in stderr
+        assert not bad.exists()
+    finally:
+        parallel.shutdown()
 
 
 # --------------------------------------------------------------------------- subprocess

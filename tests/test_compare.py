@@ -57,7 +57,10 @@ def test_exact_theory_tracks_monte_carlo_where_the_paper_model_misses():
 
 
 def _run(capsys, *argv):
-    code = main(list(argv))
+    """``main(argv)`` -> (exit code, stdout, stderr); ``compare`` runs on one worker (the
+    default, all cores, would start processes: only slow tests do)."""
+    argv = list(argv) + (["--workers", "1"] if argv and argv[0] == "compare" else [])
+    code = main(argv)
     out = capsys.readouterr()
     return code, out.out, out.err
 

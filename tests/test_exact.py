@@ -157,14 +157,18 @@ def test_kernel_threads_do_not_change_results():
 def test_deep_nets_stay_in_range_through_the_common_scale():
     """Bias-free nets are homogeneous in the weight variance: scaling it by 1.5 scales the
     covariance by 1.5^L and leaves correlations alone.  At L = 2000 the covariance itself
-    leaves floating-point range (inf), the scaled form does not."""
+    leaves floating-point range (refused, naming the depth: 1.5^1751 > 1.8e308), the
+    scaled form does not."""
     x = np.array([[-1.0], [0.5], [1.0]])
     he = NetSpec(depth=2000, first_bias_var=0.0)
     big = he.replace(weight_var=3.0)
     c_he, ls_he = exact_gradient_covariance(he, x, log_scale=True)
     c_big, ls_big = exact_gradient_covariance(big, x, log_scale=True)
     assert ls_he == 0.0 and ls_big > 709
-    assert np.all(np.isfinite(c_big)) and np.all(np.isinf(exact_gradient_covariance(big, x)))
+    assert np.all(np.isfinite(c_big))
+    with pytest.raises(ValueError, match=r"overflows float64 at depth ~1751 of 2000 for "
+                                         r"arch=feedforward, depth=2000, weight_var=3"):
+        exact_gradient_covariance(big, x)
 
     def corr(c):
         v = np.sqrt(np.diag(c[..., 0, 0]))
@@ -173,12 +177,15 @@ def test_deep_nets_stay_in_range_through_the_common_scale():
     np.testing.assert_allclose(corr(c_big), corr(c_he), rtol=1e-9)
     np.testing.assert_allclose(np.log(c_big[..., 0, 0] / c_he[..., 0, 0]) + ls_big,
                                2000 * np.log(1.5), rtol=1e-9)
-    ind_he, ind_big = independence(he, [-1.0], [1.0]), independence(big, [-1.0], [1.0])
+    ind_he = independence(he, [-1.0], [1.0])
+    ind_big = independence(big, [-1.0], [1.0], log_scale=True)
     np.testing.assert_allclose(ind_big.correlation, ind_he.correlation, rtol=1e-9)
+    np.testing.assert_allclose(ind_big.log_scale - np.log(ind_he.variance),
+                               np.arange(1, 2001) * np.log(1.5), rtol=1e-9)
     resnet = NetSpec(arch="resnet", depth=2000, bias_var=0.1)
     c, ls = exact_gradient_covariance(resnet, x, log_scale=True)
     assert np.all(np.isfinite(c))
-    assert np.isfinite(independence(resnet, [-1.0], [1.0]).correlation).all()
+    assert np.isfinite(independence(resnet, [-1.0], [1.0], log_scale=True).correlation).all()
 
 
 @pytest.mark.parametrize("spec", [NetSpec(depth=3, width=256, input_dim=3, bias_var=0.1),

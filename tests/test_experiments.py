@@ -15,6 +15,7 @@ from gradsim.cli import main
 from gradsim.compare import agrees, assert_agrees, zscore
 from gradsim.experiments.base import (
     Claim,
+    check_results,
     load_results,
     parse_overrides,
     resolve,
@@ -107,6 +108,7 @@ def test_run_plot_claims_and_results_file(name, tmp_path):
     for key in res.arrays:
         np.testing.assert_array_equal(back[key], res[key])
     mod = experiments.get(name)
+    assert check_results(back, path) is mod  # what plot and the resume check read
     fig = mod.plot(back)
     assert isinstance(fig, Figure) and fig.axes
     claims = mod.claims(back)
@@ -224,7 +226,8 @@ def test_reproduce_writes_exactly_its_files(tmp_path):
     res = reproduce(str(out), only=["gradients", "kurtosis"], overrides=overrides)
     files = sorted(os.path.relpath(os.path.join(d, f), out)
                    for d, _, fs in os.walk(out) for f in fs)
-    assert files == ["figures/gradients.pdf", "figures/gradients.png", "figures/kurtosis.pdf",
+    assert files == [".reproduce.lock", "figures/gradients.pdf", "figures/gradients.png",
+                     "figures/kurtosis.pdf",
                      "figures/kurtosis.png", "report.html", "report.md",
                      "results/gradients.npz", "results/kurtosis.npz"]
     html = (out / "report.html").read_text()
@@ -263,7 +266,8 @@ def test_cli_list_run_plot(tmp_path, capsys):
     assert code == 0 and all(n in out for n in experiments.NAMES)
     res = tmp_path / "k.npz"
     sets = [a for k, v in _tiny("kurtosis").items() for a in ("--set", f"{k}={v}")]
-    code, out, _ = _run(capsys, "run", "kurtosis", *sets, "--out", str(res), "--quiet")
+    code, out, _ = _run(capsys, "run", "kurtosis", *sets, "--out", str(res), "--quiet",
+                        "--workers", "1")
     assert code == 0 and load_results(res).params["nets"] == 20
     code, _, _ = _run(capsys, "plot", str(res), "--out", str(tmp_path / "k.svg"))
     assert code == 0 and sorted(os.listdir(tmp_path)) == ["k.npz", "k.svg"]

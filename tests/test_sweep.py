@@ -1,8 +1,9 @@
 """Sweeps: validation, seeding, bit-identical engines, resume after a kill, the command line.
 
-Every network here is tiny (width <= 8, depth <= 3, points <= 16, nets <= 24).  Only the
-cluster test needs dask (``distributed``); one test kills a real ``gradsim sweep``
-process and resumes it.  Those two are marked ``slow``.
+Every network here is tiny (width <= 16, depth <= 3, points <= 16).  The tests that start
+processes are marked ``slow``: they kill real ``gradsim sweep`` processes (serial, or the
+driver of a local Dask cluster, whose workers must die with it) and resume them.  Only
+the cluster tests need dask (``distributed``).  Process trees are read from ``/proc``.
 """
 
 import contextlib
@@ -10,6 +11,8 @@ import csv
 import io
 import json
 import os
+import random
+import re
 import signal
 import subprocess
 import sys
@@ -33,6 +36,8 @@ from gradsim.sweep import (
     sweep_status,
 )
 from gradsim.sweep.cells import PAIR_STATISTICS
+from gradsim.sweep.file import exact_grid_bytes
+from gradsim.sweep.store import TEMPORARY
 from gradsim.theory import covers
 from gradsim.theory.exact import NO_ANGLE
 
@@ -248,6 +253,127 @@ def test_resume_computes_only_missing_or_damaged_cells(reference, tmp_path):
     assert stamps(out) == after
 
 
+def temporaries(out):
+    """Temporary files of atomic writes in ``out`` and ``out/cells``."""
+    return sorted(str(p.relative_to(out)) for d in (out, out / "cells") if d.is_dir()
+                  for p in d.iterdir() if TEMPORARY.fullmatch(p.name) and p.is_file())
+
+
+def test_the_temporary_pattern_is_that_of_atomic_write(tmp_path):
+    """``store.TEMPORARY`` matches the files ``gradsim.util.atomic_write`` really makes."""
+    from gradsim.util import atomic_write
+
+    for _ in range(20):
+        with atomic_write(tmp_path / "target") as fh:
+            fh.write(b"x")
+            (tmp,) = [n for n in listing(tmp_path) if n != "target"]
+            assert TEMPORARY.fullmatch(tmp), tmp
+    assert listing(tmp_path) == ["target"]
+
+
+def test_rerun_and_force_remove_temporaries_left_in_both_folders_and_nothing_else(
+        reference, tmp_path):
+    """A killed run can leave a temporary file beside any file it writes: the index, the
+    summary and figures in the out dir, the cells in ``cells/``.  The next run deletes
+    exactly those (regular files named like ``atomic_write``'s), with or without
+    ``--force``; a refused run deletes nothing."""
+    _, _, want = reference
+    out = tmp_path / "out"
+    run_sweep(parse_sweep(BASE), out, engine="serial")
+    names = {"": listing(out), "cells": listing(out / "cells")}
+    decoys = [".gradsim-0123456789AB.tmp", ".gradsim-0123456789ab.tmp.bak",
+              "gradsim-0123456789ab.tmp", ".gradsim-0123456789abc.tmp", ".gradsim-.tmp",
+              ".gradsim-012345678.tmp", "x.gradsim-0123456789ab.tmp", "notes.txt"]
+    kept = [*decoys, ".gradsim-abcdefabcdef.tmp"]  # the last one is a directory
+    left = [".gradsim-0123456789ab.tmp", ".gradsim-ba9876543210.tmp"]
+
+    def litter():
+        for folder in (out, out / "cells"):
+            (folder / left[0]).write_text("left by a kill")
+            (folder / left[1]).write_bytes(b"")
+            for name in decoys:
+                (folder / name).write_text("mine")
+            (folder / kept[-1]).mkdir(exist_ok=True)
+
+    def files():
+        """Every file but the temporaries and those a run rewrites."""
+        return {p: p.read_bytes() for p in out.rglob("*") if p.is_file()
+                and not TEMPORARY.fullmatch(p.name)
+                and p.name not in ("sweep.json", "summary.csv", "summary.json")}
+
+    litter()
+    before, cells_before = files(), stamps(out)
+    assert temporaries(out) == [*left, *(f"cells/{n}" for n in left)]
+    # a refused run (another sweep, no --force) writes and deletes nothing
+    with pytest.raises(ValueError, match="holds the results of a different sweep"):
+        run_sweep(parse_sweep(BASE.replace("seed = 3", "seed = 4")), out, engine="serial")
+    assert files() == before and len(temporaries(out)) == 4
+    # the same sweep resumes: every cell reused, the temporaries gone, nothing else touched
+    res = run_sweep(parse_sweep(BASE), out, engine="serial")
+    assert (res.computed, res.reused) == (0, 8)
+    for folder, was in names.items():
+        assert listing(out / folder) == sorted(was + kept), folder
+    assert files() == before
+    assert {n: s for n, s in stamps(out).items() if n.startswith("cell-")} == \
+        {n: s for n, s in cells_before.items() if n.startswith("cell-")}
+    # --force too (from the command line)
+    litter()
+    assert main(["sweep", str(write(tmp_path, BASE)), "--out", str(out), "--serial",
+                 "--force", "--quiet"]) == 0
+    for folder, was in names.items():
+        assert listing(out / folder) == sorted(was + kept), folder
+    assert all((out / d / n).read_text() == "mine" for d in names for n in decoys)
+    for name in decoys:
+        (out / "cells" / name).unlink()
+    (out / "cells" / kept[-1]).rmdir()
+    assert cells_of(out) == want
+
+
+def test_exact_grid_bytes_are_those_the_exact_theory_asks_for(monkeypatch):
+    """The sweep file's estimate is the memory ``theory.exact`` checks for before it
+    evaluates a grid, for a lag-1 cell and in higher input dimension."""
+    import gradsim.theory.exact
+    from gradsim.theory.exact import exact_gradient_covariance
+
+    asked = []
+    monkeypatch.setattr(gradsim.theory.exact, "check_memory",
+                        lambda nbytes, what: asked.append(nbytes))
+    compute_cell(NetSpec(depth=2, width=4), GridSpec(points=12), 1, 4, statistics=("lag1",),
+                 theory=("exact",), gp_nets=40)
+    assert asked == [exact_grid_bytes(12, 1)]
+    x = GridSpec(kind="gaussian", points=5, dim=3).points_array()
+    exact_gradient_covariance(NetSpec(depth=2, input_dim=3), x)
+    assert asked[1:] == [exact_grid_bytes(5, 3)] == [8 * 25 * (3 * 24 + 2 * 9 + 3)]
+
+
+def test_a_grid_too_large_for_the_exact_theory_is_refused_when_parsed(monkeypatch):
+    """With 1 GiB available, the exact lag-1 theory fits ~2000 grid points.  A sweep that
+    would evaluate it on more is refused before anything runs, naming grid.points; one
+    that never evaluates it on the grid (no lag1, no exact, or no covered cell) is not."""
+    import gradsim.util
+
+    monkeypatch.setattr(gradsim.util, "available_memory", lambda: 2**30)
+    limit = int((0.8 * 2**30 / exact_grid_bytes(1, 1)) ** 0.5)
+    assert exact_grid_bytes(limit, 1) <= 0.8 * 2**30 < exact_grid_bytes(limit + 1, 1)
+    text = BASE.replace("points = 8", f"points = {limit + 1}")
+    with pytest.raises(ValueError, match=rf"^grid.points: the exact theory's lag-1 "
+                                         rf"expectation on {limit + 1} grid points .* "
+                                         "GiB of memory, more than the 0.8 GiB"):
+        parse_sweep(text)
+    parse_sweep(BASE.replace("points = 8", f"points = {limit}"))
+    for edit in ('nets = 6\nstatistics = ["variance", "correlation"]',
+                 'nets = 6\ntheory = ["paper", "independence"]'):
+        parse_sweep(text.replace("nets = 6", edit))
+    # batch norm: the exact theory covers none of the cells
+    only_bn = text.replace("batchnorm = [false, true]", "batchnorm = [true]")
+    assert len(parse_sweep(only_bn).cells) == 4
+    # no first-layer bias and a grid through 0: not evaluated either
+    odd = text.replace(f"points = {limit + 1}", f"points = {limit + 1 + limit % 2}")
+    with pytest.raises(ValueError, match="grid.points: the exact theory"):
+        parse_sweep(odd)
+    parse_sweep(odd.replace("width = 4", "width = 4\nfirst_bias_var = 0.0"))
+
+
 def test_changed_sweep_is_refused_and_force_starts_over(reference, tmp_path):
     out = tmp_path / "out"
     run_sweep(parse_sweep(BASE), out, engine="serial")
@@ -368,6 +494,7 @@ BAD = [
     ({'[spec]': '[spec]\n[spec]'}, 'not valid TOML'),
     ({'nets = 6': 'nets = 1000000000', 'points = 8': 'points = 256'},
      'nets: the sweep would compute .* gradient entries'),
+    ({'points = 8': 'points = 100000'}, "grid.points: the exact theory's lag-1 .* memory"),
 ]
 
 
@@ -515,6 +642,67 @@ def test_killed_process_loses_no_finished_cell(tmp_path):
     assert [r["estimates"] for r in res.records] == [r["estimates"] for r in want.records]
 
 
+@pytest.mark.slow
+def test_sigkill_at_any_moment_leaves_no_temporary_after_the_rerun(tmp_path):
+    """SIGKILL ``gradsim sweep --force`` while it writes the index, a cell, or the summary
+    and figures (the moment a temporary file appears there), and at seeded random times;
+    each time the same command (every other time with ``--force``) removes every
+    temporary file and gives the uninterrupted run's files."""
+    text = KILL.replace("figures = []", 'figures = ["png"]')
+    path, out, ref = write(tmp_path, text), tmp_path / "out", tmp_path / "ref"
+    argv = ["sweep", str(path), "--out", str(out), "--serial", "--quiet"]
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-m", "gradsim", *argv[:3], str(ref), *argv[4:]],
+                   check=True)
+    seconds = time.monotonic() - t0
+    want_files = listing(ref)
+    rng = random.Random(14)
+
+    def writing(folder, after=0):
+        """Kill when a temporary shows up in ``out/folder`` (once ``after`` cells exist)."""
+        def now():
+            if len([n for n in listing(out / "cells") if n.startswith("cell-")]) < after:
+                return False
+            return any(TEMPORARY.fullmatch(n) for n in listing(out / folder))
+        return now
+
+    def at(delay):
+        return lambda: time.monotonic() - start > delay
+
+    moments = [("index", writing("")), ("a cell", writing("cells")),
+               ("the summary or a figure", writing("", after=8))]
+    moments += [(f"{d:.2f} s", at(d)) for d in sorted(rng.uniform(0.2, seconds)
+                                                        for _ in range(3))]
+    caught = []
+    for k, (moment, now) in enumerate(moments):
+        for _attempt in range(3):
+            start = time.monotonic()
+            proc = subprocess.Popen([sys.executable, "-m", "gradsim", *argv, "--force"],
+                                    start_new_session=True, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            try:
+                while proc.poll() is None:
+                    with contextlib.suppress(FileNotFoundError):
+                        if now():
+                            break
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=60)
+            left = temporaries(out)
+            if left or k >= 3:
+                break
+        caught.append((moment, proc.returncode, left))
+        if k < 3:  # a kill while writing leaves the file being written
+            assert proc.returncode == -signal.SIGKILL and left, caught
+        assert main(argv + (["--force"] if k % 2 else [])) == 0
+        assert temporaries(out) == [], (moment, temporaries(out))
+        assert listing(out) == want_files
+        assert cells_of(out) == cells_of(ref), moment
+    assert any("cells/" in n for _, _, left in caught for n in left), caught
+    assert any("/" not in n for _, _, left in caught for n in left), caught
+
+
 # --------------------------------------------------------------------------- dask
 
 
@@ -557,3 +745,159 @@ def test_local_dask_cluster_gives_bit_identical_cells_despite_a_killed_worker(re
     while workers() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not workers()
+
+
+def process_table():
+    """pid -> (parent pid, state, start time) of every process, from ``/proc/PID/stat``."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as fh:
+                    stat = fh.read()
+            except OSError:  # gone meanwhile
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()  # from field 3, the state
+            table[int(name)] = (int(fields[1]), fields[0], int(fields[19]))
+    return table
+
+
+def descendants(pid):
+    """``(pid, start time)`` of every process below ``pid`` now (via parent pids)."""
+    table, found, todo = process_table(), set(), [pid]
+    while todo:
+        parent = todo.pop()
+        for child, (ppid, _, start) in table.items():
+            if ppid == parent:
+                found.add((child, start))
+                todo.append(child)
+    return found
+
+
+def running(procs):
+    """Those of ``procs`` (``(pid, start time)``) that still run: not gone, not zombies
+    (an orphan's zombie waits for init)."""
+    table = process_table()
+    return {(pid, start) for pid, start in procs if pid in table
+            and table[pid][2] == start and table[pid][1] != "Z"}
+
+
+def wait_gone(procs, timeout):
+    """Seconds until none of ``procs`` runs, or None after ``timeout``."""
+    t0 = time.monotonic()
+    while running(procs):
+        if time.monotonic() - t0 > timeout:
+            return None
+        time.sleep(0.02)
+    return time.monotonic() - t0
+
+
+#: Cells long enough (seconds each) that a cluster is still busy after the first one.
+DASK_KILL = BASE.replace("nets = 6", "nets = 5000").replace("width = 4", "width = 16") \
+    .replace("chunk = 4", "chunk = 64")
+#: Loaded at start-up in every Python process (``PYTHONPATH``): turns off distributed's own
+#: watch of a worker's parent (a pipe), so that only gradsim's can end the workers.
+NO_DASK_WATCH = """\
+import distributed.process
+distributed.process.AsyncProcess._immediate_exit_when_closed = classmethod(
+    lambda cls, pipe: None)
+"""
+
+
+def start_dask_sweep(tmp_path, text, env=None):
+    """``gradsim sweep --workers 2`` in its own session, and its out dir."""
+    path, out = write(tmp_path, text), tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "gradsim", "sweep", str(path), "--out",
+                             str(out), "--workers", "2", "--quiet"], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    return proc, out
+
+
+def wait_for_cells(proc, out, count=1, timeout=120):
+    """Every descendant of ``proc`` once ``count`` cells are saved (the workers run)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "cells").is_dir() and sum(n.startswith("cell-")
+                                            for n in listing(out / "cells")) >= count:
+            procs = descendants(proc.pid)
+            assert proc.poll() is None, "the sweep finished before it could be stopped"
+            return procs
+        time.sleep(0.02)
+    raise AssertionError(f"no cell saved: {proc.poll()} {proc.communicate()}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dask_watch", [True, False], ids=["dask-watch", "gradsim-watch-only"])
+def test_a_killed_dask_driver_leaves_no_process(tmp_path, dask_watch):
+    """SIGKILL only the driver of ``gradsim sweep --workers 2`` while its workers compute:
+    within a few seconds no process it started runs (its workers, Dask's nannies, which
+    run in the driver, and multiprocessing's resource tracker).  With distributed's own
+    parent watch turned off, gradsim's (``engines.dask_setup``) alone does it."""
+    pytest.importorskip("distributed")
+    env = dict(os.environ)
+    if not dask_watch:
+        import distributed.process
+
+        if not hasattr(distributed.process.AsyncProcess, "_immediate_exit_when_closed"):
+            pytest.skip("this distributed has no parent watch to turn off")
+        site = tmp_path / "site"
+        site.mkdir()
+        (site / "sitecustomize.py").write_text(NO_DASK_WATCH)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site),
+                                                          env.get("PYTHONPATH")]))
+    proc, out = start_dask_sweep(tmp_path, DASK_KILL, env)
+    try:
+        procs = wait_for_cells(proc, out)
+        assert len(procs) >= 3, procs  # two workers and the resource tracker
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+        seconds = wait_gone(procs, 10)
+        assert seconds is not None, f"left running: {running(procs)}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert 1 <= sweep_status(load_sweep(tmp_path / "sweep.toml"), out)[0] < 8
+
+
+@pytest.mark.slow
+def test_dask_sweep_ctrl_c_and_finish_leave_no_process(tmp_path):
+    """Ctrl-C (SIGINT to the whole foreground group, as a terminal sends it) while the
+    workers compute: exit 130 with the one line, and every process the run started is
+    gone within seconds.  A sweep that finishes leaves none either."""
+    pytest.importorskip("distributed")
+    proc, out = start_dask_sweep(tmp_path, DASK_KILL)
+    try:
+        procs = wait_for_cells(proc, out)
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 130, stderr
+        assert stdout == ""
+        assert re.fullmatch(rf"gradsim: interrupted; [1-7] of 8 cells are saved in "
+                            rf"{re.escape(str(out))}; rerun the same command to resume\n",
+                            stderr), stderr
+        assert wait_gone(procs, 10) is not None, f"left running: {running(procs)}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.communicate(timeout=60)
+    (tmp_path / "small").mkdir()
+    proc, out = start_dask_sweep(tmp_path / "small", BASE)
+    try:
+        seen = set()
+        while proc.poll() is None:
+            seen |= descendants(proc.pid)
+            time.sleep(0.05)
+        stdout, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 0, stderr
+        assert (stdout, stderr) == ("", "")
+        assert len(seen) >= 3, seen
+        assert wait_gone(seen, 10) is not None, f"left running: {running(seen)}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert sweep_status(parse_sweep(BASE), out) == (8, 8)

@@ -1,4 +1,9 @@
-"""``gradsim list | run | plot | reproduce``: the experiments on the command line."""
+"""``gradsim list | run | plot | reproduce``: the experiments on the command line.
+
+``run`` and ``reproduce`` take ``--workers N`` (default: every core this process may use):
+the Monte Carlo's networks are computed in N processes with one thread each, and each
+network draws from its own seeded stream, so the numbers are the same for every N.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,39 @@ import os
 import sys
 
 from .. import experiments
-from ..experiments.base import load_results, parse_overrides, save_results
+from ..experiments.base import (
+    check_results,
+    load_results,
+    parse_overrides,
+    read_with,
+    save_results,
+)
 from ..experiments.reproduce import Interrupted, TqdmProgress, reproduce, run_one
 from ..figures import save_figure
+from ..parallel import check_workers, shutdown
 from ..util import check_output
 
 __all__ = ["add_commands"]
 
 _FIG_EXTS = ("png", "pdf", "svg")
+
+
+def default_workers():
+    """Every core this process may use (its CPU affinity, else ``os.cpu_count()``), at
+    most 256."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - platforms without affinity
+        n = os.cpu_count() or 1
+    return max(1, min(n, 256))
+
+
+def _add_workers(p):
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes computing the networks, 1-256 (default: all "
+                        f"{default_workers()} cores; the numbers are the same for every "
+                        "N, since each network draws from its own seeded stream; starting "
+                        "the processes costs a few seconds once per run)")
 
 
 def add_commands(sub):
@@ -31,6 +61,7 @@ def add_commands(sub):
     run.add_argument("--out", required=True, help="output results .npz")
     run.add_argument("--force", action="store_true", help="overwrite an existing file")
     run.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+    _add_workers(run)
     run.set_defaults(func=_cmd_run)
 
     pl = sub.add_parser("plot", help="figure from a results file",
@@ -44,13 +75,20 @@ def add_commands(sub):
                          description="Run the experiments, write results, PNG and PDF "
                                      "figures, report.md and report.html into --out.")
     rep.add_argument("--quick", action="store_true",
-                     help="small sizes (about 2 minutes) instead of the paper's")
+                     help="small sizes (well under a minute on 2 cores) instead of the "
+                          "paper's")
     rep.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments")
     rep.add_argument("--set", action="append", default=[], metavar="NAME.KEY=VALUE",
                      help="override a parameter of one experiment (repeatable)")
-    rep.add_argument("--out", required=True, help="output directory")
-    rep.add_argument("--force", action="store_true", help="replace an existing report")
+    rep.add_argument("--out", required=True,
+                     help="output directory; rerunning the same command resumes: "
+                          "experiments whose results there match the parameters and code "
+                          "are reused, the rest computed")
+    rep.add_argument("--force", action="store_true",
+                     help="recompute everything, replacing what --out holds (also results "
+                          "and a report of other settings, which are otherwise refused)")
     rep.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+    _add_workers(rep)
     rep.set_defaults(func=_cmd_reproduce)
 
 
@@ -64,10 +102,19 @@ def _progress(quiet):
     return TqdmProgress(quiet=quiet)
 
 
+def _workers(args):
+    return default_workers() if args.workers is None else check_workers(args.workers)
+
+
 def _cmd_run(args):
     module = experiments.get(args.name)
+    workers = _workers(args)
     out = check_output(args.out, args.force)
-    res = run_one(module.NAME, args.quick, parse_overrides(args.set), _progress(args.quiet))
+    try:
+        res = run_one(module.NAME, args.quick, parse_overrides(args.set),
+                      _progress(args.quiet), workers=workers)
+    finally:
+        shutdown()  # the command is done with its worker processes
     save_results(out, res)
     if not args.quiet:
         print(f"wrote {out} ({res.meta['seconds']:.1f} s)")
@@ -80,8 +127,10 @@ def _cmd_plot(args):
         raise ValueError(f"out must end in one of .{', .'.join(_FIG_EXTS)}, got {args.out!r}")
     out = check_output(args.out, args.force, suffix=f".{ext}")
     res = load_results(args.results)
-    module = experiments.get(res.name)
-    save_figure(module.plot(res), os.path.splitext(out)[0], formats=(ext,))
+    module = check_results(res, args.results)
+    read_with(module.claims, res, args.results)  # reads the arrays the report would
+    fig = read_with(module.plot, res, args.results)
+    save_figure(fig, os.path.splitext(out)[0], formats=(ext,))
     print(f"wrote {out}")
     return 0
 
@@ -101,11 +150,18 @@ def _cmd_reproduce(args):
     try:
         res = reproduce(args.out, quick=args.quick, only=args.only,
                         overrides=_nested_overrides(args.set), progress=_progress(args.quiet),
-                        force=args.force, log=log)
+                        force=args.force, log=log, workers=_workers(args))
     except Interrupted as exc:
         print(f"gradsim: {exc}", file=sys.stderr)
         return 130
+    finally:
+        shutdown()  # the command is done with its worker processes
     if not args.quiet:
+        if res["reused"]:
+            print(f"gradsim: reused {len(res['reused'])} finished experiments (same "
+                  f"parameters and code; --force recomputes them): {', '.join(res['reused'])}"
+                  + (f"; computed {', '.join(res['computed'])}" if res["computed"] else ""),
+                  file=sys.stderr)
         rows = [c for _, claims, _ in res["entries"].values() for c in claims]
         held = sum(c.verdict == "holds" for c in rows)
         failed = [c.target for c in rows if c.verdict == "fails"]

@@ -4,6 +4,7 @@ Monte Carlo in standard errors."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from ..montecarlo import simulate
 from ..theory.exact import exact_gradient_covariance
 from ..util import check_output
 from .common import add_grid_options, add_spec_options, grid_from_args, spec_from_args
+from .simulate import add_workers_option, workers_for
 
 __all__ = ["add_commands"]
 
@@ -22,7 +24,11 @@ def add_commands(sub):
     th = sub.add_parser("theory", help="closed-form predictions for a spec",
                         description="Variance at X, covariance and correlation of X and Y "
                                     "from one theory; --out writes the exact covariance "
-                                    "over the whole grid.")
+                                    "over the whole grid.  Where the variance or covariance "
+                                    "leaves float64 range (a plain resnet's variance is "
+                                    "2^L), it is printed as a power of ten (with --json: "
+                                    "null, beside log10_variance and "
+                                    "log10_abs_covariance); the correlation stays finite.")
     add_spec_options(th)
     th.add_argument("--model", choices=MODELS, default="exact",
                     help="paper (independent patterns), independence, exact (default)")
@@ -47,7 +53,9 @@ def add_commands(sub):
     cmp_.add_argument("--nets", type=int, required=True, help="number of networks >= 2")
     cmp_.add_argument("--seed", type=int, required=True, help="root seed >= 0")
     cmp_.add_argument("--chunk", type=int, help="networks per chunk")
-    cmp_.add_argument("--json", action="store_true", help="print JSON rows")
+    add_workers_option(cmp_)
+    cmp_.add_argument("--json", action="store_true",
+                      help="print JSON rows (null where a number is undefined or infinite)")
     cmp_.set_defaults(func=_cmd_compare)
 
 
@@ -65,22 +73,41 @@ def _cmd_theory(args):
         if args.model != "exact":
             raise ValueError("--out needs --model exact")
         out = check_output(args.out, args.force)
-    pred = predict(spec, args.model, x, y)
+    pred = predict(spec, args.model, x, y, log_scale=True)
     if out is not None:
         grid = grid_from_args(args, spec)
         pts = grid.points_array()
-        cov = exact_gradient_covariance(spec, pts)
+        cov = exact_gradient_covariance(spec, pts)  # refused (nothing written) out of range
         write_npz(out, {"x": pts[:, 0] if spec.input_dim == 1 else pts,
                         "covariance": cov[..., 0, 0] if spec.input_dim == 1 else cov,
                         "spec": spec.to_json(), "grid": grid.to_json(), "model": pred["model"]})
+    in_range = pred["variance"] is not None and pred["covariance"] is not None
+    if in_range:  # the keys of old: the logs only where they are needed
+        pred = {k: v for k, v in pred.items() if not k.startswith("log10_")}
     if args.json:
-        print(json.dumps(pred | {"x": args.pair[0], "y": args.pair[1]}))
+        print(json.dumps(pred | {"x": args.pair[0], "y": args.pair[1]}, allow_nan=False))
     else:
         print(f"{pred['model']}, depth {pred['depth']}, x = {args.pair[0]:g}, "
               f"y = {args.pair[1]:g}")
         for key in ("variance", "covariance", "correlation"):
-            print(f"  {key:12} {pred[key]:.6g}")
+            print(f"  {key:12} {_value(pred, key)}")
     return 0
+
+
+def _value(pred, key):
+    """A prediction as text: ``10^X`` where it leaves float64 range."""
+    if pred[key] is not None:
+        return f"{pred[key]:.6g}"
+    log = pred[f"log10_{'abs_' if key == 'covariance' else ''}{key}"]
+    if log is None:
+        return "0"
+    sign = "-" if key == "covariance" and pred["correlation"] < 0 else ""
+    return f"{sign}10^{log:.6g} (beyond float64)"
+
+
+def _cell(value, fmt):
+    """A number of the comparison table, ``n/a`` where it is not finite."""
+    return format(value, fmt) if math.isfinite(value) else "n/a".rjust(int(fmt.split(".")[0]))
 
 
 def _cmd_compare(args):
@@ -98,17 +125,26 @@ def _cmd_compare(args):
             raise ValueError(f"index must be in [0, {grid.points - 1}]")
     if args.nets < 2:
         raise ValueError(f"nets must be an integer in [2, 1000000000], got {args.nets}")
-    sim = simulate(spec, grid, nets=args.nets, seed=args.seed, chunk=args.chunk)
+    sim = simulate(spec, grid, nets=args.nets, seed=args.seed, chunk=args.chunk,
+                   workers=workers_for(args))
     rows = compare_spec(spec, sim.grad[:, i], sim.grad[:, j], pts[i], pts[j])
     rows += grid_rows(spec, grid, sim.grad, i, seed=args.seed)
     if args.json:
         print(json.dumps({"x_index": i, "y_index": j, "nets": args.nets, "seed": args.seed,
-                          "rows": [r.to_dict() for r in rows]}))
+                          "rows": [_finite(r.to_dict()) for r in rows]}, allow_nan=False))
         return 0
     print(f"{args.nets} nets, seed {args.seed}; x = grid point {i}, y = grid point {j}")
     print(f"{'statistic':12} {'theory':>10} {'estimate':>10} {'se':>9} {'z':>7} "
           f"{'rel err':>8}  model")
     for r in rows:
-        print(f"{r.name:12} {r.theory:10.4g} {r.estimate:10.4g} {r.se:9.2g} {r.z:7.2f} "
-              f"{r.rel_error:8.1%}  {r.label}")
+        print(f"{r.name:12} {_cell(r.theory, '10.4g')} {_cell(r.estimate, '10.4g')} "
+              f"{_cell(r.se, '9.2g')} {_cell(r.z, '7.2f')} {_cell(r.rel_error, '8.1%')}  "
+              f"{r.label}")
     return 0
+
+
+def _finite(row):
+    """A comparison row for JSON: null where a number is not finite (an infinite z where
+    the standard error is 0, an undefined correlation)."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in row.items()}

@@ -8,19 +8,29 @@ An experiment is a module with
 * ``run(params, progress=None) -> Results``: the numbers, nothing drawn;
 * ``plot(results) -> matplotlib.figure.Figure``: the figure, from the results alone;
 * ``claims(results) -> list[Claim]``: rows of the report, verdicts computed from the
-  numbers in ``results``.
+  numbers in ``results``;
+* optionally ``REQUIRES`` (optional modules -> extra) and ``RUN_SETTINGS`` (parameters
+  that say how to run, never what is computed, such as ``workers``).
 
 :func:`resolve` merges defaults, the quick setting and ``key=value`` overrides, checking
 every key and value; :func:`save_results` / :func:`load_results` write and read the
-results file (``.npz`` arrays plus JSON metadata, written atomically).
+results file (``.npz`` arrays plus JSON metadata, written atomically);
+:func:`check_results` and :func:`read_with` turn a results file that does not fit its
+experiment into a ``ValueError`` naming the file; :func:`code_checksum` is the code
+version the resume check of ``reproduce`` compares.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import math
+import os
 import platform
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -28,7 +38,10 @@ from .._version import __version__
 from ..io import write_npz
 
 __all__ = ["Results", "Claim", "resolve", "parse_overrides", "save_results", "load_results",
-           "versions"]
+           "check_results", "read_with", "versions", "code_checksum", "FORMAT"]
+
+#: The format tag of a results file's ``__meta__``.
+FORMAT = "gradsim-results-1"
 
 
 @dataclasses.dataclass
@@ -93,6 +106,28 @@ def versions():
     return {"gradsim": __version__, "python": platform.python_version(),
             "numpy": np.__version__, "scipy": scipy.__version__, "numba": numba.__version__,
             "matplotlib": matplotlib.__version__}
+
+
+@functools.cache
+def code_checksum():
+    """SHA-256 (hex) of the gradsim package's Python source: every ``.py`` file under
+    ``gradsim/``, by relative path and content.
+
+    The code version a finished results file must match to be reused by ``reproduce``:
+    any edit of the package (without a new version number) invalidates earlier results.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    files = []
+    for dirpath, dirnames, names in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        files += [os.path.join(dirpath, n) for n in names if n.endswith(".py")]
+    digest = hashlib.sha256()
+    for path in sorted(files, key=lambda f: os.path.relpath(f, root).replace(os.sep, "/")):
+        with open(path, "rb") as fh:
+            data = fh.read()
+        digest.update(os.path.relpath(path, root).replace(os.sep, "/").encode() + b"\0")
+        digest.update(len(data).to_bytes(8, "little") + data)
+    return digest.hexdigest()
 
 
 def _coerce(name, key, default, value):
@@ -191,7 +226,7 @@ def check_range(name, params, key, lo, hi):
 def save_results(path, results):
     """Write ``results`` to ``path`` (``.npz``, compressed) atomically."""
     meta = {"name": results.name, "params": results.params, "meta": results.meta,
-            "format": "gradsim-results-1"}
+            "format": FORMAT}
     if "__meta__" in results.arrays:
         raise ValueError("array name __meta__ is reserved")
     return write_npz(path, {"__meta__": json.dumps(meta), **results.arrays}, compressed=True)
@@ -200,21 +235,102 @@ def save_results(path, results):
 def load_results(path):
     """Read a results file written by :func:`save_results`.
 
+    Checks the container and the header only: a readable ``.npz`` archive whose
+    ``__meta__`` is JSON text of an object with the format tag, an experiment name (a
+    string), parameters and metadata (objects), and whose arrays are numbers.  Whether
+    they fit the experiment is :func:`check_results`.
+
     Raises
     ------
     ValueError
         If the file is not a gradsim results file (the message names the file).
     """
-    import zipfile
-
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a directory, not a results file")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["__meta__"]))
-            arrays = {k: data[k] for k in data.files if k != "__meta__"}
+        meta, arrays = _read_npz(path)
     except FileNotFoundError:
         raise ValueError(f"results file {path} does not exist") from None
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} is not a gradsim results file ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != "gradsim-results-1":
-        raise ValueError(f"{path} is not a gradsim results file (no format tag)")
+    except (_NotResults, OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile,
+            zlib.error) as exc:
+        raise ValueError(f"{path} is not a gradsim results file ({_one_line(exc)})") from None
     return Results(meta["name"], meta["params"], arrays, meta.get("meta", {}))
+
+
+class _NotResults(Exception):
+    """A readable file that is not a gradsim results file (the message says why)."""
+
+
+def _read_npz(path):
+    """``(header, arrays)`` of a results file, checked as :func:`load_results` says."""
+    with open(path, "rb") as fh:  # closed whatever np.load makes of it
+        data = np.load(fh, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise _NotResults("not an .npz archive")
+        with data:
+            if "__meta__" not in data.files:
+                raise _NotResults("no __meta__ entry")
+            raw = data["__meta__"]
+            if raw.ndim != 0 or raw.dtype.kind != "U":
+                raise _NotResults("__meta__ is not JSON text")
+            meta = json.loads(str(raw))
+            arrays = {k: data[k] for k in data.files if k != "__meta__"}
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise _NotResults("no format tag")
+    if not isinstance(meta.get("name"), str):
+        raise _NotResults("__meta__ has no experiment name")
+    if not isinstance(meta.get("params"), dict):
+        raise _NotResults("__meta__ params is not a JSON object")
+    if not isinstance(meta.get("meta", {}), dict):
+        raise _NotResults("__meta__ meta is not a JSON object")
+    for key, value in arrays.items():
+        if value.dtype.kind not in "biuf":
+            raise _NotResults(f"array {key} holds {value.dtype}, not numbers")
+    return meta, arrays
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def check_results(results, source="results"):
+    """The experiment module of ``results``, after checking that its parameters are that
+    experiment's (the same names, of the right types and in range).
+
+    ``source`` (the file) heads every message.  Raises ``ValueError``.
+    """
+    from . import get
+
+    try:
+        module = get(results.name)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+    have, want = set(results.params), set(module.DEFAULTS)
+    if have != want:
+        parts = [f"missing {', '.join(sorted(want - have))}" if want - have else "",
+                 f"unknown {', '.join(sorted(have - want))}" if have - want else ""]
+        raise ValueError(f"{source}: parameters are not those of experiment {module.NAME} "
+                         f"({'; '.join(p for p in parts if p)})")
+    try:
+        resolved = resolve(module, overrides=results.params)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+    if resolved != results.params:
+        wrong = sorted(k for k in want if resolved[k] != results.params[k])
+        raise ValueError(f"{source}: parameters {', '.join(wrong)} are not of the types of "
+                         f"experiment {module.NAME}")
+    return module
+
+
+def read_with(fn, results, source="results"):
+    """``fn(results)`` (an experiment's ``plot`` or ``claims``); an error from results that
+    lack the arrays it reads, or hold them in other shapes, becomes a ``ValueError``
+    naming ``source``."""
+    try:
+        return fn(results)
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError,
+            ZeroDivisionError) as exc:
+        what = f"no array {exc}" if isinstance(exc, KeyError) else _one_line(exc)
+        raise ValueError(f"{source} does not hold the numbers experiment {results.name} "
+                         f"needs ({type(exc).__name__}: {what})") from None

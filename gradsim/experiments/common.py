@@ -1,5 +1,11 @@
-"""Helpers the experiments share: progress stages, the paper's signals, gradients at every
-depth, and number formatting for the report.
+"""Helpers the experiments share: progress stages, the run's worker setting, the paper's
+signals, gradients at every depth, and number formatting for the report.
+
+Worker processes are a setting of the run, not a parameter of the experiment: they never
+change a number (each network draws from its own stream ``network_rng(seed, i)``), so
+they are not recorded in the results and do not enter the resume check.  ``reproduce`` and
+``run_one`` set them with :func:`run_settings`; experiments read them with
+:func:`run_workers` (:func:`depth_series` does so itself).
 
 Estimates (mean and standard error over networks) come from :mod:`gradsim.stats`
 (``autocorrelation``, ``estimate_rows``, ...) and every z-score from
@@ -8,17 +14,21 @@ Estimates (mean and standard error over networks) come from :mod:`gradsim.stats`
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
 import numpy as np
 
 from ..grids import GridSpec
-from ..montecarlo import network_rng, simulate_depths
+from ..montecarlo import DEFAULT_CHUNK, network_rng, simulate_depths
 from ..nets import input_gradient, sample_network
+from ..parallel import check_workers
 from ..spec import NetSpec
 from ..stats import brown_noise, white_noise
 
-__all__ = ["NullProgress", "NULL_PROGRESS", "paper_signals", "depth_series", "fmt", "fmt_est"]
+__all__ = ["NullProgress", "NULL_PROGRESS", "run_settings", "run_workers", "chunk_for",
+           "paper_signals", "depth_series", "fmt", "fmt_est"]
 
 
 class NullProgress:
@@ -30,6 +40,38 @@ class NullProgress:
 
 #: The default progress sink of every experiment's ``run``.
 NULL_PROGRESS = NullProgress()
+
+#: Worker processes of the current run (None: not set, one process).
+_WORKERS = contextvars.ContextVar("gradsim_experiment_workers", default=None)
+
+
+@contextlib.contextmanager
+def run_settings(workers=None):
+    """Within the block, experiments compute their networks in ``workers`` processes.
+
+    ``workers`` is an int in [1, 256] (``ValueError`` naming it otherwise) or None (not
+    set: one process).  The numbers do not depend on it.
+    """
+    value = None if workers is None else check_workers(workers)
+    token = _WORKERS.set(value)
+    try:
+        yield
+    finally:
+        _WORKERS.reset(token)
+
+
+def run_workers(default=1):
+    """Worker processes set by :func:`run_settings` for this run, else ``default``."""
+    value = _WORKERS.get()
+    return default if value is None else value
+
+
+def chunk_for(nets, n_workers):
+    """Networks per chunk so that ``n_workers`` processes all get work (never changes a
+    number): the library's default chunk, smaller when there are few networks."""
+    if n_workers <= 1:
+        return None
+    return max(1, min(DEFAULT_CHUNK, -(-nets // n_workers)))
 
 
 def paper_signals(width, points, depth_ff, depth_resnet, batchnorm, seed):
@@ -57,10 +99,12 @@ def paper_signals(width, points, depth_ff, depth_resnet, batchnorm, seed):
 
 
 def depth_series(spec, grid, nets, seed, progress, label, backend="numba"):
-    """Gradients at every depth 1 .. spec.depth, shape (nets, depth, P)."""
+    """Gradients at every depth 1 .. spec.depth, shape (nets, depth, P), computed in the
+    run's worker processes (:func:`run_workers`)."""
     tick = progress.stage(label, nets)
-    g = simulate_depths(spec, grid, nets=nets, seed=seed, backend=backend,
-                        progress=lambda done, total: tick(done))
+    n = run_workers()
+    g = simulate_depths(spec, grid, nets=nets, seed=seed, backend=backend, workers=n,
+                        chunk=chunk_for(nets, n), progress=lambda done, total: tick(done))
     return g[..., 0]
 
 

@@ -23,10 +23,11 @@ from ..compare import zscore
 from ..conv import ConvSpec, directional_derivative_by_depth, sample_conv
 from ..figures import COLORS, new_figure
 from ..montecarlo import network_rng
+from ..parallel import ordered_map
 from ..stats import acf_rows, autocorrelation, white_noise
 from ..train.data import digit_images
 from .base import Claim, Results, check_range
-from .common import NULL_PROGRESS, fmt, fmt_est
+from .common import NULL_PROGRESS, fmt, fmt_est, run_workers
 
 NAME = "convnets"
 TITLE = "Convolutional nets on digits: lag-1 of d f(x(t)) / dt versus depth"
@@ -91,11 +92,18 @@ def _family(params, k, kw, x0, d, t, progress, label):
                     kernel=params["kernel"], input_shape=(8, 8), **kw)
     tick = progress.stage(label, params["nets"])
     out = np.empty((params["nets"], len(depths), t.size))
-    for n in range(params["nets"]):
-        net = sample_conv(spec, network_rng(params["seed"] + k, n), taps=True)
-        out[n] = directional_derivative_by_depth(net, x0, d, t)[[v - 1 for v in depths]]
+    rows = [v - 1 for v in depths]
+    tasks = ((spec, params["seed"] + k, n, x0, d, t, rows) for n in range(params["nets"]))
+    for n, g in enumerate(ordered_map(_one_net, tasks, run_workers())):
+        out[n] = g
         tick(n + 1)
     return out
+
+
+def _one_net(spec, seed, n, x0, d, t, rows):
+    """Net ``n`` of stream ``seed``: its derivatives at the tapped depths ``rows``."""
+    net = sample_conv(spec, network_rng(seed, n), taps=True)
+    return directional_derivative_by_depth(net, x0, d, t)[rows]
 
 
 def run(params, progress=NULL_PROGRESS):

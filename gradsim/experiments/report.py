@@ -2,7 +2,10 @@
 
 One row per reproduction target (claim, setting, theory, estimate with standard error,
 z or relative error, verdict); each verdict is computed by the experiment's ``claims``
-from the numbers in its results, never written by hand.
+from the numbers in its results, never written by hand.  The last line of ``report.md``
+is an HTML comment (invisible when rendered) recording the experiments and the quick
+flag, which ``reproduce`` reads back (:func:`read_report_stamp`) to decide whether a
+rerun may replace the report.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime
 import html
+import json
 import os
 import re
 import textwrap
@@ -18,7 +22,10 @@ from ..util import atomic_write
 from . import get
 from .base import versions
 
-__all__ = ["write_report", "claim_rows", "sort_key", "format_run", "format_claims"]
+__all__ = ["write_report", "read_report_stamp", "claim_rows", "sort_key", "format_run",
+           "format_claims"]
+
+_STAMP = "<!-- gradsim-reproduce "
 
 _COLUMNS = ("target", "claim", "setting", "theory", "estimate", "score", "verdict")
 
@@ -68,10 +75,33 @@ def _seeds(entries):
     return {n: r.params.get("seed") for n, (r, _, _) in entries.items()}
 
 
-def write_report(out_dir, entries, quick=False, seconds=None, skipped=None):
+def read_report_stamp(path):
+    """``{"experiments": [...], "quick": bool}`` from the last line of a ``report.md``
+    written by :func:`write_report`, or None if there is none (or it cannot be read)."""
+    try:
+        with open(path, "rb") as fh:
+            lines = fh.read().decode("utf-8", "replace").rstrip().splitlines()
+    except OSError:
+        return None
+    last = lines[-1] if lines else ""
+    if not (last.startswith(_STAMP) and last.endswith(" -->")):
+        return None
+    try:
+        stamp = json.loads(last[len(_STAMP):-4])
+    except ValueError:
+        return None
+    if (not isinstance(stamp, dict) or not isinstance(stamp.get("quick"), bool)
+            or not isinstance(stamp.get("experiments"), list)
+            or not all(isinstance(n, str) for n in stamp["experiments"])):
+        return None
+    return {"experiments": stamp["experiments"], "quick": stamp["quick"]}
+
+
+def write_report(out_dir, entries, quick=False, seconds=None, skipped=None, reused=()):
     """Write ``report.md`` and ``report.html`` into ``out_dir``; returns their paths.
 
-    ``skipped`` maps experiments that were not run to the reason (a missing extra).
+    ``skipped`` maps experiments that were not run to the reason (a missing extra);
+    ``reused`` names the experiments whose results an earlier run computed.
     """
     rows = claim_rows(entries)
     vers = versions()
@@ -86,8 +116,10 @@ def write_report(out_dir, entries, quick=False, seconds=None, skipped=None):
           f"Setting: {setting}. Generated {when}"
           + (f" in {seconds:.0f} s." if seconds is not None else "."), "",
           "Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()) + ".", "",
-          "Seeds: " + ", ".join(f"{n} {s}" for n, s in _seeds(entries).items()) + ".", "",
-          f"## Claims ({summary})", "",
+          "Seeds: " + ", ".join(f"{n} {s}" for n, s in _seeds(entries).items()) + ".", ""]
+    if reused:
+        md += [_reused_line(reused), ""]
+    md += [f"## Claims ({summary})", "",
           "| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
     for r in rows:
         d = r.to_dict()
@@ -101,17 +133,25 @@ def write_report(out_dir, entries, quick=False, seconds=None, skipped=None):
         if png:
             md += [f"![{name}]({os.path.relpath(png, out_dir)})", ""]
         md += ["Parameters: " + ", ".join(f"{k}={v}" for k, v in res.params.items())
-               + f". Wall time {res.meta.get('seconds', 0):.1f} s.", ""]
+               + f". Wall time {res.meta.get('seconds', 0):.1f} s"
+               + (" (an earlier run)." if name in reused else "."), ""]
+    md.append(_STAMP + json.dumps({"experiments": list(entries), "quick": bool(quick)})
+              + " -->")
     md_path = os.path.join(out_dir, "report.md")
     with atomic_write(md_path) as fh:
         fh.write("\n".join(md).encode())
     html_path = os.path.join(out_dir, "report.html")
     with atomic_write(html_path) as fh:
-        fh.write(_html(entries, rows, setting, when, seconds, vers, summary).encode())
+        fh.write(_html(entries, rows, setting, when, seconds, vers, summary, reused).encode())
     return md_path, html_path
 
 
-def _html(entries, rows, setting, when, seconds, vers, summary):
+def _reused_line(reused):
+    return (f"Reused from an earlier run (same parameters, quick flag, versions and code): "
+            f"{', '.join(reused)}.")
+
+
+def _html(entries, rows, setting, when, seconds, vers, summary, reused=()):
     e = html.escape
     css = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
            "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #bbb;"
@@ -125,7 +165,8 @@ def _html(entries, rows, setting, when, seconds, vers, summary):
            + (f" in {seconds:.0f} s." if seconds is not None else ".") + "</p>",
            "<p>Versions: " + e(", ".join(f"{k} {v}" for k, v in vers.items())) + ".</p>",
            "<p>Seeds: " + e(", ".join(f"{n} {s}" for n, s in _seeds(entries).items()))
-           + ".</p>", f"<h2>Claims ({e(summary)})</h2>", "<table><tr>"
+           + ".</p>", f"<p>{e(_reused_line(reused))}</p>" if reused else "",
+           f"<h2>Claims ({e(summary)})</h2>", "<table><tr>"
            + "".join(f"<th>{c}</th>" for c in _COLUMNS) + "</tr>"]
     for r in rows:
         d = r.to_dict()
@@ -140,6 +181,7 @@ def _html(entries, rows, setting, when, seconds, vers, summary):
                 data = base64.b64encode(fh.read()).decode()
             out.append(f"<img alt='{e(name)}' src='data:image/png;base64,{data}'>")
         out.append("<p>Parameters: " + e(", ".join(f"{k}={v}" for k, v in res.params.items()))
-                   + f". Wall time {res.meta.get('seconds', 0):.1f} s.</p>")
+                   + f". Wall time {res.meta.get('seconds', 0):.1f} s"
+                   + (" (an earlier run)." if name in reused else ".") + "</p>")
     out.append("</body></html>")
     return "\n".join(out)

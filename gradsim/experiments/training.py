@@ -14,7 +14,7 @@ from ..parallel import ordered_map
 from ..train import FAMILIES, Diverged, ModelSpec, TrainConfig, train
 from ..train.data import load_digits
 from .base import Claim, Results, check_range
-from .common import NULL_PROGRESS
+from .common import NULL_PROGRESS, run_workers
 
 NAME = "training"
 TITLE = "Training on the digits: accuracy against depth, plain vs BN vs resnet vs LL"
@@ -25,6 +25,9 @@ QUICK = {"depths": [2, 8], "width": 16, "epochs": 2, "track_points": 32, "track_
          "workers": 1}
 #: Optional modules this experiment needs -> the extra that installs them.
 REQUIRES = {"sklearn": "digits"}
+#: Parameters that say how to run, never what is computed: a finished results file is
+#: reused whatever their values (``gradsim.experiments.reproduce``).
+RUN_SETTINGS = ("workers",)
 #: Accuracy margin of the claims (absolute).
 MARGIN = 0.05
 
@@ -77,8 +80,11 @@ def run(params, progress=NULL_PROGRESS):
     fams, depths = _families(params), list(params["depths"])
     tasks = [(f, d, params, data) for f in fams for d in depths]
     tick = progress.stage(f"{NAME}: {len(tasks)} runs", len(tasks))
+    # the run's worker setting caps the parameter (each run trains alone, so neither
+    # changes a number)
+    workers = min(params["workers"], run_workers(default=params["workers"]))
     rows = []
-    for i, row in enumerate(ordered_map(_train_one, tasks, params["workers"])):
+    for i, row in enumerate(ordered_map(_train_one, tasks, workers)):
         rows.append(row)
         tick(i + 1)
     shape = (len(fams), len(depths))

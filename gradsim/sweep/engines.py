@@ -4,16 +4,26 @@ Each engine calls ``on_result(cell, result)`` in the driver as each cell finishe
 cell order for the serial engine, as they arrive for Dask); the driver writes the file.
 A cell is one call of :func:`~gradsim.sweep.cells.compute_cell`, a pure function, so
 engines, worker counts and a worker's death change no number.
+
+The local cluster dies with the driver: its worker processes are the driver's children
+(the nannies run inside the driver), and each one's preload (:func:`dask_setup`) starts a
+thread that ends the worker as soon as the driver is gone, even if the driver was
+SIGKILLed and had no chance to close the cluster.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 
 from ..util import check_int
 from .cells import compute_cell
 
-__all__ = ["choose_engine", "run_serial", "run_dask", "dask_setup"]
+__all__ = ["choose_engine", "run_serial", "run_dask", "dask_setup", "DRIVER_ENV"]
+
+#: Environment variable of the local cluster's workers: the driver's pid (see
+#: :func:`dask_setup`).
+DRIVER_ENV = "GRADSIM_SWEEP_DRIVER"
 
 
 def choose_engine(engine, scheduler, workers):
@@ -84,21 +94,76 @@ def _client(scheduler, workers):
         # preload: this module, whose dask_setup runs in every worker
         cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=None,
-                               silence_logs=logging.ERROR, env={"NUMBA_NUM_THREADS": "1"},
+                               silence_logs=logging.ERROR,
+                               env={"NUMBA_NUM_THREADS": "1", DRIVER_ENV: str(os.getpid())},
                                preload=[__name__])
     with contextlib.closing(cluster), contextlib.closing(Client(cluster)) as client:
         yield client
 
 
 def dask_setup(worker):
-    """Dask preload hook of the local cluster's workers: ignore Ctrl-C.
+    """Dask preload hook of the local cluster's workers: ignore Ctrl-C, die with the driver.
 
     A terminal sends SIGINT to every process of the foreground group; the driver alone
-    handles it, closing the cluster, which stops the workers without tracebacks.
+    handles it, closing the cluster, which stops the workers without tracebacks.  If
+    :data:`DRIVER_ENV` holds a pid (the local cluster sets it to the driver's), a daemon
+    thread ends this process as soon as that process is gone (:func:`_watch_driver`).
     """
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pid = os.environ.get(DRIVER_ENV, "")
+    if pid.isdigit():
+        _watch_driver(int(pid))
+
+
+def _watch_driver(pid, interval=0.1):
+    """Start a daemon thread that ends this process (``os._exit(1)``) once ``pid`` is gone.
+
+    The thread blocks on a pidfd of ``pid`` (Linux 5.3 and later: woken by the kernel when
+    it exits, however it died); elsewhere it checks every ``interval`` seconds whether
+    ``pid`` exists and, if it was our parent, whether it still is.  The exit skips every
+    cleanup: a worker owns nothing that needs one (the driver writes every file), and a
+    worker whose driver is gone can only be an orphan.  Distributed has a watch of its own
+    (a pipe from the process that started the worker, in
+    ``distributed.process.AsyncProcess``); this one does not depend on it.
+    ``prctl(PR_SET_PDEATHSIG)`` is not used: it follows the thread of the driver that
+    started the worker (one of distributed's), not the driver.
+    """
+    import select
+    import threading
+    import time
+
+    def wait_pidfd(fd):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while not poller.poll():  # readable once the process has exited
+            pass
+        os._exit(1)
+
+    def wait_poll():
+        parent = os.getppid()
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # exists, another user's
+                pass
+            if parent == pid and os.getppid() != pid:  # reparented: the driver died
+                os._exit(1)
+            time.sleep(interval)
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:  # gone already
+        os._exit(1)
+    except (AttributeError, OSError):  # not Linux, or a kernel without pidfds
+        target, args = wait_poll, ()
+    else:
+        target, args = wait_pidfd, (fd,)
+    threading.Thread(target=target, args=args, name="gradsim-driver-watch",
+                     daemon=True).start()
 
 
 def run_dask(sweep, todo, on_result, scheduler, workers):

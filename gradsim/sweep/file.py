@@ -22,8 +22,11 @@ import numpy as np
 
 from ..compare import MODELS
 from ..grids import GridSpec
+from ..kernels.arccos import pair_layout
 from ..montecarlo import MAX_NETS, network_bytes
 from ..spec import NetSpec
+from ..theory import covers
+from ..theory.exact import defined_at
 from ..util import check_int, check_memory, check_real
 
 try:
@@ -35,7 +38,8 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 FORMAT = "gradsim-sweep-1"
 
 __all__ = ["Sweep", "Cell", "SweepResult", "STATISTICS", "load_sweep", "parse_sweep",
-           "cell_seed", "MAX_CELLS", "MAX_ENTRIES", "FORMAT", "canonical_json", "gradient_mode"]
+           "cell_seed", "MAX_CELLS", "MAX_ENTRIES", "FORMAT", "canonical_json", "gradient_mode",
+           "exact_grid_bytes"]
 
 
 #: Statistics a sweep can keep (pair statistics at two grid points, and lag-1 along it).
@@ -396,6 +400,14 @@ def gradient_mode(spec):
     return "reverse" if spec.bn_grad == "through" else "forward"
 
 
+def exact_grid_bytes(points, input_dim):
+    """Bytes the exact theory needs on ``points`` inputs of dimension ``input_dim`` at once
+    (every pair, as :func:`gradsim.theory.exact.exact_gradient_covariance` checks them):
+    ``8 P^2 (3 s + 2 d^2 + 3)`` with ``s = 3 + 4 d + d^2`` values of a pair's kernel state."""
+    d = input_dim
+    return 8 * points * points * (3 * pair_layout(d).size + 2 * d * d + 3)
+
+
 def _check_size(sweep, cells):
     entries = sum(sweep.nets * c.grid.points * c.spec.input_dim for c in cells)
     if entries > MAX_ENTRIES:
@@ -407,3 +419,22 @@ def _check_size(sweep, cells):
                 + 2 * m * c.grid.points * c.spec.input_dim * 8 for c in cells)
     check_memory(worst, "chunk: one chunk of networks of the largest cell (width, depth, "
                         "grid.points, chunk)")
+    _check_exact_grid(sweep, cells)
+
+
+def _check_exact_grid(sweep, cells):
+    """Refuse now, rather than at a cell mid-run, a grid too large for the exact lag-1
+    theory, which takes the covariance of every pair of grid points at once (the pair
+    statistics use two points).  Cells the theory does not cover never evaluate it."""
+    if "exact" not in sweep.theory or "lag1" not in sweep.statistics:
+        return
+
+    def need(c):
+        return exact_grid_bytes(c.grid.points, c.spec.input_dim)
+
+    for c in sorted((c for c in cells if covers(c.spec, "exact") is None), key=need,
+                    reverse=True):
+        if defined_at(c.spec, c.grid.points_array()):  # the largest evaluated cell
+            check_memory(need(c), f"grid.points: the exact theory's lag-1 expectation on "
+                                  f"{c.grid.points} grid points (all pairs at once)")
+            return

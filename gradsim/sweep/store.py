@@ -4,7 +4,9 @@ A cell file ``cells/cell-NNNN.json`` is the cell's header (what it must record t
 to the sweep: the sweep's hash, the cell's parameters, spec, grid, seed, nets and pair),
 its result, and a SHA-256 checksum of the rest; :func:`read_cell` accepts a file only if
 all of these match, so a resumed run recomputes exactly the missing, damaged and foreign
-cells.  Every file is written atomically (:func:`gradsim.util.atomic_write`).
+cells.  Every file is written atomically (:func:`gradsim.util.atomic_write`); a run killed
+mid-write leaves a temporary file beside the target, in the out dir or in ``cells/``,
+which the next run (:func:`clear_temporaries`) deletes.
 """
 
 from __future__ import annotations
@@ -16,19 +18,21 @@ import os
 import re
 
 from .._version import __version__
-from ..util import atomic_write
+from ..util import TMP_PATTERN, atomic_write, remove_temporaries
 from .file import FORMAT, canonical_json
 
-__all__ = ["CELL_FORMAT", "INDEX", "CELL_DIR", "LOCK", "write_json", "write_cell",
-           "read_cell", "write_index", "check_out", "start_over", "clear_temporaries",
-           "locked"]
+__all__ = ["CELL_FORMAT", "INDEX", "CELL_DIR", "LOCK", "TEMPORARY", "write_json",
+           "write_cell", "read_cell", "write_index", "check_out", "start_over",
+           "clear_temporaries", "locked"]
 
 #: Format tag of a cell file.
 CELL_FORMAT = "gradsim-sweep-cell-1"
 #: The index, the cells' directory and the lock, relative to the out dir.
 INDEX, CELL_DIR, LOCK = "sweep.json", "cells", ".sweep.lock"
 
-_OURS = re.compile(r"cell-\d+\.json|\.gradsim-[0-9a-f]+\.tmp")
+#: Name of a temporary file of :func:`gradsim.util.atomic_write`.
+TEMPORARY = TMP_PATTERN
+_CELL_FILE = re.compile(r"cell-\d+\.json")
 
 
 def write_json(path, data, indent=None):
@@ -154,9 +158,10 @@ def _listdir(path):
 
 
 def start_over(out, index):
-    """Delete the previous run's index, cell files and recorded outputs; nothing else."""
+    """Delete the previous run's index, cell files and recorded outputs; nothing else
+    (:func:`clear_temporaries` deletes the temporary files)."""
     names = [os.path.join(CELL_DIR, n) for n in _listdir(os.path.join(out, CELL_DIR))
-             if _OURS.fullmatch(n)]
+             if _CELL_FILE.fullmatch(n)]
     names += [n for n in (index or {}).get("outputs", []) if isinstance(n, str)
               and n == os.path.basename(n) and n not in (INDEX, LOCK)]
     for name in [*names, INDEX]:
@@ -165,10 +170,11 @@ def start_over(out, index):
 
 
 def clear_temporaries(out):
-    """Delete the temporary files a killed run left in ``out/cells``."""
-    for name in _listdir(os.path.join(out, CELL_DIR)):
-        if name.startswith(".gradsim-") and _OURS.fullmatch(name):
-            os.unlink(os.path.join(out, CELL_DIR, name))
+    """Delete the temporary files a killed run left in ``out`` and ``out/cells``
+    (:func:`gradsim.util.remove_temporaries`); returns their paths.  Called with the lock
+    held, so no run of this sweep is writing them."""
+    return [os.path.join(folder, name) for folder in (out, os.path.join(out, CELL_DIR))
+            for name in remove_temporaries(folder)]
 
 
 @contextlib.contextmanager

@@ -47,10 +47,13 @@ import numpy as np
 from ..kernels import backend as get_backend
 from ..kernels.arccos import pair_layout
 from ..util import check_memory
+from .base import LOG_MAX, LOG_TINY, kernel_plan, range_error, require
 from .base import covers as _covers
-from .base import require
 
-__all__ = ["exact_gradient_covariance", "nngp_kernel", "covers", "defined_at", "NO_ANGLE"]
+__all__ = ["exact_gradient_covariance", "nngp_kernel", "covers", "defined_at", "NO_ANGLE",
+           "overflow_depth", "scale_by"]
+
+_TINY = float(np.finfo(np.float64).tiny)
 
 #: Why the theory is undefined at an input (see :func:`defined_at`).
 NO_ANGLE = "an input at 0 with no first-layer bias has no defined angle"
@@ -87,8 +90,9 @@ def defined_at(spec, x):
     """True unless an input of ``x`` ``(P, d)`` has no angle: zero first-layer kernel
     ``(sigma_w^2 / d) |x|^2 + sigma_b0^2`` (an input at 0 without a first-layer bias)."""
     x = np.asarray(x, dtype=float).reshape(len(x), -1)
-    return not len(x) or bool(np.min(spec.weight_var / spec.input_dim * (x * x).sum(1)
-                                     + spec.first_bias_var) > 0)
+    with np.errstate(over="ignore"):  # a huge input has an (infinite) angle
+        return not len(x) or bool(np.min(spec.weight_var / spec.input_dim * (x * x).sum(1)
+                                         + spec.first_bias_var) > 0)
 
 
 def _pairs_state(spec, x, y, ii, jj):
@@ -113,11 +117,13 @@ def _pairs_state(spec, x, y, ii, jj):
 
 
 def _output(spec, x, y, symmetric, backend):
-    """``(K, d^2 K / dx dy, log_scale)``: the output's kernel (P, Q) and mixed
-    derivative (P, Q, d, d), both divided by ``exp(log_scale)``.
+    """``(K, d^2 K / dx dy, plan)``: the output's kernel (P, Q) and mixed derivative
+    (P, Q, d, d), both divided by ``exp(plan.log_scale)``, and the kernel program.
 
     The family's kernel program carries the state divided by a common growth per block,
     so deep nets stay in floating-point range (a plain resnet's variance is ``2^L``).
+    Where even the scaled state leaves range (huge inputs, slopes or weight variances),
+    a ``ValueError``.
     """
     kern = get_backend(backend)
     if not (defined_at(spec, x) and defined_at(spec, y)):
@@ -127,11 +133,25 @@ def _output(spec, x, y, symmetric, backend):
         ii, jj = np.triu_indices(p)
     else:
         ii, jj = (m.ravel() for m in np.indices((p, q)))
-    st = _pairs_state(spec, x, y, ii, jj)
-    plan = spec.family.kernel_plan(spec, spec.activation_rule)
-    out = np.empty_like(st)
-    kern.run_program(st, d, *plan.program(), plan.a, plan.b, out)
+    plan = kernel_plan(spec)
     lay = pair_layout(d)
+    hint = "reduce the inputs, weight_var, slopes or depth"
+    with np.errstate(all="ignore"):  # the NumPy twin past range: inf or nan, refused below
+        st = _pairs_state(spec, x, y, ii, jj)
+        ab = st[lay.A] * st[lay.B]
+        if not np.all((ab >= _TINY) & (ab < np.inf)):  # S = sqrt(A B) would be 0 or inf
+            raise range_error("exact theory", "the first layer's kernel "
+                              "(weight_var |x|^2 / d + first_bias_var) is out of range for "
+                              "its products (1.5e-154 to 1.3e154)", None, spec, hint)
+        out = np.empty_like(st)
+        try:
+            kern.run_program(st, d, *plan.program(), plan.a, plan.b, out)
+        except (ArithmeticError, SystemError):  # a 0 kernel (numba's prange: SystemError)
+            out[:] = np.nan
+    if not np.all(np.isfinite(out)):
+        raise range_error("exact theory", "the kernel program is not finite (a kernel at 0, "
+                          "or past float64 range even divided by its growth per block)",
+                          None, spec, hint)
     c = np.empty((p, q))
     cxy = np.empty((p, q, d, d))
     c[ii, jj] = out[lay.C]
@@ -141,10 +161,35 @@ def _output(spec, x, y, symmetric, backend):
         cxy[jj, ii] = out[lay.cxy:].T.reshape(-1, d, d).transpose(0, 2, 1)
         k = np.arange(p)
         cxy[k, k] = (cxy[k, k] + cxy[k, k].transpose(0, 2, 1)) / 2  # symmetric up to rounding
-    return c, cxy, plan.log_scale
+    return c, cxy, plan
 
 
-def nngp_kernel(spec, x, y=None, *, backend="numba"):
+def scale_by(v, log_scale):
+    """``v * exp(log_scale)`` (``inf`` where it overflows), also where ``exp(log_scale)``
+    alone would leave range while the product does not (in two halves then)."""
+    with np.errstate(over="ignore", under="ignore"):
+        if LOG_TINY < log_scale < LOG_MAX:
+            return v * np.exp(log_scale)
+        half = np.exp(log_scale / 2)
+        with np.errstate(invalid="ignore"):
+            return np.where(v == 0, v, v * half * half)
+
+
+def overflow_depth(spec, log_value, plan=None):
+    """About where a quantity of the exact theory leaves float64 range: the first depth
+    ``l`` at which ``log_value`` (the log of its size divided by the program's scale, at
+    the output) plus the log of the program's growth over blocks ``1 .. l`` passes the
+    log of the largest float64; ``spec.depth`` if none does.
+
+    The program's state divided by its growth is about constant over depth for bias-free
+    nets, so this is the depth within a block or two; an estimate otherwise.
+    """
+    plan = kernel_plan(spec) if plan is None else plan
+    over = np.nonzero(log_value + np.cumsum(plan.log_growth) > LOG_MAX)[0]
+    return int(over[0]) + 1 if over.size else spec.depth
+
+
+def nngp_kernel(spec, x, y=None, *, backend="numba", log_scale=False):
     """Output kernel ``K(x_i, y_j) = E[f(x_i) f(y_j)]`` at infinite width.
 
     Parameters
@@ -155,10 +200,19 @@ def nngp_kernel(spec, x, y=None, *, backend="numba"):
     y : array_like, shape (Q, d), optional
         Default ``x``.
     backend : {'numba', 'numpy'}
+    log_scale : bool
+        Return ``(K, log_scale)`` with the true kernel ``K * exp(log_scale)``, as for
+        :func:`exact_gradient_covariance`.
 
     Returns
     -------
     ndarray, shape (P, Q)
+
+    Raises
+    ------
+    ValueError
+        Without ``log_scale``, where the kernel overflows float64 (the message names the
+        depth, about).
 
     References
     ----------
@@ -168,16 +222,24 @@ def nngp_kernel(spec, x, y=None, *, backend="numba"):
     NeurIPS 2009.
     """
     x, y, sym = _check(spec, x, y)
-    c, _, log_scale = _output(spec, x, y, sym, backend)
-    return _unscale(c, log_scale)
+    c, _, plan = _output(spec, x, y, sym, backend)
+    return (c, plan.log_scale) if log_scale else _unscale(spec, c, plan, "output kernel")
 
 
-def _unscale(v, log_scale):
-    """``v * exp(log_scale)``, ``inf`` where that leaves floating-point range."""
-    if log_scale == 0:
+def _unscale(spec, v, plan, what):
+    """``v * exp(plan.log_scale)``, or the ``ValueError`` naming the depth where that
+    leaves floating-point range."""
+    if plan.log_scale == 0:
         return v
-    with np.errstate(over="ignore"):
-        return v * np.exp(log_scale)
+    out = scale_by(v, plan.log_scale)
+    if not np.all(np.isfinite(out)):
+        peak = float(np.log(np.abs(v).max()))
+        raise range_error("exact theory", f"the {what} overflows float64",
+                          overflow_depth(spec, peak, plan), spec,
+                          "pass log_scale=True for the values divided by exp(log_scale) "
+                          "(correlations stay finite; gradsim theory prints the log10 "
+                          "variance)", approximate=True)
+    return out
 
 
 def exact_gradient_covariance(spec, x, y=None, *, backend="numba", log_scale=False):
@@ -207,7 +269,14 @@ def exact_gradient_covariance(spec, x, y=None, *, backend="numba", log_scale=Fal
     -------
     ndarray, shape (P, Q, d, d)
         The covariance of the gradient vectors; for ``d = 1`` take ``[..., 0, 0]``.
-        Entries beyond floating-point range are ``inf`` (see ``log_scale``).
+
+    Raises
+    ------
+    ValueError
+        Without ``log_scale``, where the covariance overflows float64: the message names
+        the depth where the range runs out (about: the first depth where the scaled
+        output times the program's growth passes the largest float64).  With or without
+        it, where even the scaled program leaves range (huge inputs or slopes).
 
     References
     ----------
@@ -216,5 +285,5 @@ def exact_gradient_covariance(spec, x, y=None, *, backend="numba", log_scale=Fal
     derivative is derived in ``docs/theory.md``.
     """
     x, y, sym = _check(spec, x, y)
-    _, cxy, ls = _output(spec, x, y, sym, backend)
-    return (cxy, ls) if log_scale else _unscale(cxy, ls)
+    _, cxy, plan = _output(spec, x, y, sym, backend)
+    return (cxy, plan.log_scale) if log_scale else _unscale(spec, cxy, plan, "covariance")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import covers as _covers
-from .base import require
+from .base import range_error, require
 
 __all__ = ["kurtosis_identity", "covers"]
 
@@ -27,6 +27,17 @@ def kurtosis_identity(spec):
     -------
     ndarray, shape (L,)
         The kurtosis at depths ``1 .. L``.
+
+    Raises
+    ------
+    ValueError
+        Where the kurtosis overflows float64 (``6^L`` at width 1, past range at ``L =
+        396``); the message names the depth.
     """
     require(spec, "kurtosis")
-    return 3.0 * np.cumprod(np.full(spec.depth, 1.0 + 5.0 / spec.width))
+    with np.errstate(over="ignore"):
+        k = 3.0 * np.cumprod(np.full(spec.depth, 1.0 + 5.0 / spec.width))
+    if not np.isfinite(k[-1]):
+        raise range_error("kurtosis identity", "the kurtosis overflows float64",
+                          int(np.argmax(~np.isfinite(k))) + 1, spec, width=True)
+    return k

@@ -26,12 +26,19 @@ import numpy as np
 
 from ..stats import Estimate, acf_rows, power_rows
 from ..util import check_int
-from .base import LABELS, require
+from .base import LABELS, range_error, require
 
 __all__ = ["shallow_diffusion", "gp_sample", "gp_statistics", "BLOCK"]
 
 #: Gaussian-process draws per block in :func:`gp_statistics`.
 BLOCK = 256
+#: Variances times points above which a sample's sums of squares and periodogram could
+#: overflow float64 (draws reach about 40 standard deviations at most, mean removal
+#: doubles them): ``max / 10^4``.
+_MAX_COV = float(np.finfo(np.float64).max) / 1e4
+#: Variances below which a sample's squares lose precision (come near float64's
+#: subnormal numbers): ``tiny * 2^52 * 10^4``.
+_MIN_COV = float(np.finfo(np.float64).tiny) * 2.0**52 * 1e4
 
 
 
@@ -67,8 +74,13 @@ def shallow_diffusion(spec, x):
     if not np.all(np.isfinite(x)):
         raise ValueError("x must be finite")
     s, fb = spec.weight_var, spec.first_bias_var
-    lam = 1.0 / s + x * x / fb
-    return 2.0 * spec.readout_var / (math.pi * math.sqrt(s * fb) * lam * lam)
+    with np.errstate(all="ignore"):  # extreme variances: checked below
+        lam = 1.0 / s + x * x / fb
+        out = 2.0 * spec.readout_var / (math.pi * math.sqrt(s * fb) * lam * lam)
+    if not np.all(np.isfinite(out)):
+        raise range_error("shallow_diffusion", "D(x) leaves float64 range", None, spec,
+                          "weight_var and first_bias_var must not be extreme")
+    return out
 
 
 def _factor(cov):
@@ -77,7 +89,20 @@ def _factor(cov):
         raise ValueError(f"cov must be a square (P, P) matrix with P >= 2, got {cov.shape}")
     if not np.all(np.isfinite(cov)):
         raise ValueError("cov must be finite")
-    w, v = np.linalg.eigh((cov + cov.T) / 2)
+    top = float(np.abs(np.diagonal(cov)).max())
+    if top > _MAX_COV / cov.shape[0]:
+        raise ValueError(f"cov has variances up to {top:.3g}: the samples' sums of squares "
+                         f"would overflow float64 (at most {_MAX_COV / cov.shape[0]:.3g} for "
+                         f"{cov.shape[0]} points); divide cov by a constant (the "
+                         "autocorrelation does not change)")
+    if 0 < top < _MIN_COV:
+        raise ValueError(f"cov has variances of at most {top:.3g}, below float64's normal "
+                         "range for its samples; multiply cov by a constant (the "
+                         "autocorrelation does not change)")
+    with np.errstate(over="ignore", invalid="ignore"):
+        w, v = np.linalg.eigh((cov + cov.T) / 2)
+    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(v))):
+        raise ValueError("cov: its eigendecomposition leaves float64 range")
     if w.min() < -1e-8 * max(abs(w).max(), 1e-300):
         raise ValueError("cov is not positive semi-definite")
     return v * np.sqrt(np.maximum(w, 0.0))

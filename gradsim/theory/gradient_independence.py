@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..kernels.arccos import MIX, SAVE, SCALE, STEP, ab_map
-from .base import LABELS, Theory, require
+from .base import LABELS, LOG_TINY, Theory, check_range, kernel_plan, range_error, require
 from .base import covers as _covers
 
 __all__ = ["independence", "covers"]
@@ -50,7 +50,7 @@ def _run(ops, state, a, b):
     return state
 
 
-def independence(spec, x, y):
+def independence(spec, x, y, *, log_scale=False):
     """Gradient covariance under gradient independence, with mean-field angles.
 
     Feedforward and resnets (one- or two-layer branch) without batch norm, ReLU,
@@ -66,17 +66,52 @@ def independence(spec, x, y):
     spec : NetSpec
     x, y : array_like, shape (d,)
         The two inputs.
+    log_scale : bool
+        Return the finite log-scale form (``Theory.log_scale`` the log of the variance,
+        ``variance`` 1, ``covariance`` the correlation), for nets so deep that the
+        variance leaves floating-point range.
 
     Returns
     -------
     Theory
         Labelled ``LABELS['independence']``; ``variance`` is at ``x``.
 
+    Raises
+    ------
+    ValueError
+        Without ``log_scale``, where the variance or covariance overflows float64 (the
+        message names the depth); with or without it, where the kernel or the gradient
+        factors leave float64's normal range (a zero or subnormal kernel, say from a tiny
+        ``weight_var`` or ``readout_var``), which would make the correlation meaningless.
+
     References
     ----------
     Schoenholz, Gilmer, Ganguli and Sohl-Dickstein, "Deep information propagation",
     ICLR 2017; Yang, "Scaling limits of wide neural networks with weight sharing", 2019.
     """
+    var, cov, corr, log_var = _closed_form(spec, x, y)
+    depth = np.arange(1, spec.depth + 1)
+    if log_scale:
+        return Theory(LABELS["independence"], depth, np.ones(spec.depth), corr.copy(), corr,
+                      log_scale=log_var)
+    check_range("gradient independence", spec, var, cov, log_var)
+    return Theory(LABELS["independence"], depth, var, cov, corr)
+
+
+class _OutOfRange(Exception):
+    """A kernel or gradient factor left float64's normal range at block ``depth``."""
+
+    def __init__(self, depth):
+        super().__init__(depth)
+        self.depth = depth
+
+
+_TINY = math.exp(LOG_TINY)
+
+
+def _closed_form(spec, x, y):
+    """``(variance, covariance, correlation, log variance)`` over depth; the variance and
+    covariance are ``inf`` where they overflow, the other two stay finite."""
     require(spec, "independence")
     x = np.asarray(x, dtype=float).reshape(-1)
     y = np.asarray(y, dtype=float).reshape(-1)
@@ -85,25 +120,36 @@ def independence(spec, x, y):
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         raise ValueError("x and y must be finite")
     sw, d = spec.weight_var, spec.input_dim
-    q1 = float(sw * x @ x / d + spec.first_bias_var)
-    q2 = float(sw * y @ y / d + spec.first_bias_var)
-    c = float(sw * x @ y / d + spec.first_bias_var)
+    with np.errstate(over="ignore"):  # huge inputs: an infinite kernel, refused below
+        q1 = float(sw * x @ x / d + spec.first_bias_var)
+        q2 = float(sw * y @ y / d + spec.first_bias_var)
+        c = float(sw * x @ y / d + spec.first_bias_var)
     if q1 <= 0 or q2 <= 0:
         raise ValueError("an input with zero norm and no first-layer bias has no angle")
-    plan = spec.family.kernel_plan(spec, spec.activation_rule)
+    plan = kernel_plan(spec)
     # the gradient factors are renormalised after every block (log_var keeps the scale),
     # so they stay in range however deep: a plain resnet's variance is 2^L
     state, log_var = [q1, q2, c, 1.0, 1.0], 0.0
     L = spec.depth
     log_v, corr = np.empty(L), np.empty(L)
-    for k, block in enumerate(plan.blocks):
-        state = _run(block, state, plan.a, plan.b)
-        *_, fv, fc = _run(plan.head, state, plan.a, plan.b)
-        corr[k] = fc / fv
-        log_v[k] = log_var + math.log(fv) + math.fsum(plan.log_growth[:k + 1])
-        log_var += math.log(state[3])
-        state[3:] = [1.0, state[4] / state[3]]
+    try:
+        if not (_TINY <= q1 * q2 < math.inf and math.isfinite(c)):
+            raise _OutOfRange(1)
+        for k, block in enumerate(plan.blocks):
+            state = _run(block, state, plan.a, plan.b)
+            *_, fv, fc = _run(plan.head, state, plan.a, plan.b)
+            if not (_TINY <= fv < math.inf and math.isfinite(fc) and _TINY <= state[3] < math.inf
+                    and all(_TINY <= q < math.inf for q in state[:2])):
+                raise _OutOfRange(k + 1)
+            corr[k] = fc / fv
+            log_v[k] = log_var + math.log(fv) + math.fsum(plan.log_growth[:k + 1])
+            log_var += math.log(state[3])
+            state[3:] = [1.0, state[4] / state[3]]
+    except (_OutOfRange, ZeroDivisionError, OverflowError) as exc:
+        raise range_error("gradient independence", "the kernel or the gradient factors "
+                          "leave float64's normal range",
+                          exc.depth if isinstance(exc, _OutOfRange) else None, spec) from None
     with np.errstate(over="ignore", divide="ignore"):  # out of range: inf (or 0 for corr 0)
         var = sw * np.exp(log_v)
         cov = np.sign(corr) * sw * np.exp(log_v + np.log(np.abs(corr)))
-    return Theory(LABELS["independence"], np.arange(1, L + 1), var, cov, corr)
+    return var, cov, corr, math.log(sw) + log_v

@@ -17,7 +17,7 @@ import numpy as np
 from ..families.hooks import PaperMoments
 from ..kernels.arccos import ab_map
 from ..util import check_int
-from .base import LABELS, Theory, require
+from .base import LABELS, Theory, check_range, range_error, require
 from .base import covers as _covers
 
 __all__ = ["moments", "paper_model", "paper_model_mc", "covers"]
@@ -50,7 +50,7 @@ def _blocks(spec):
     return m, spec.family.paper_blocks(spec, m)
 
 
-def paper_model(spec):
+def paper_model(spec, *, log_scale=False):
     """The independent-pattern model's variance, covariance and correlation versus depth.
 
     Per block, with ``s = sigma_w^2`` (2 at He) and ``(a, b)`` the slopes of the activation:
@@ -79,23 +79,73 @@ def paper_model(spec):
     Parameters
     ----------
     spec : NetSpec
+    log_scale : bool
+        Return the finite log-scale form, for nets so deep that the variance leaves
+        floating-point range (a plain resnet's is ``2^L``, past float64 at ``L = 1024``):
+        ``Theory.log_scale`` is the log of the variance at each depth, ``variance`` is 1
+        and ``covariance`` the correlation.
 
     Returns
     -------
     Theory
         Labelled ``LABELS['paper']``.
 
+    Raises
+    ------
+    ValueError
+        Without ``log_scale``, where the variance or covariance overflows float64 (the
+        message names the depth); and where a block's variance factor is 0 (``alpha =
+        0``, say), which leaves the correlation undefined.
+
     References
     ----------
     Balduzzi et al., "The shattered gradients problem: if resnets are the answer, then
     what is the question?", ICML 2017.
     """
+    var, cov, corr, log_var, _ = _closed_form(spec)
+    depth = np.arange(1, spec.depth + 1)
+    if log_scale:
+        return Theory(LABELS["paper"], depth, np.ones(spec.depth), corr.copy(), corr,
+                      log_scale=log_var)
+    check_range("paper model", spec, var, cov, log_var)
+    return Theory(LABELS["paper"], depth, var, cov, corr)
+
+
+def _closed_form(spec):
+    """``(variance, covariance, correlation, log variance, log |covariance|)`` over depth.
+
+    The variance and covariance are running products of the blocks' factors, ``inf``
+    where they overflow (a plain resnet's variance is ``2^L``); the correlation is the
+    running product of the ratios, and the logs are sums of logs: those stay finite.
+    """
     m, blocks = _blocks(spec)
-    var_f, cov_f = np.array([blk.factors(m) for blk in blocks]).T
-    L = spec.depth
-    with np.errstate(over="ignore"):  # a plain resnet's variance is 2^L: inf past ~1000
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # huge alpha, beta or slopes
+            var_f, cov_f = np.array([blk.factors(m) for blk in blocks]).T
+    except OverflowError:  # a float power past range
+        var_f = cov_f = np.full(spec.depth, np.inf)
+    bad = ~(np.isfinite(var_f) & np.isfinite(cov_f) & (var_f > 0))
+    if bad.any():
+        k = int(np.argmax(bad))
+        what = ("is 0, so the correlation is undefined" if var_f[k] == 0
+                else "overflows float64 in one block")
+        raise range_error("paper model", f"the variance factor of a block {what}", k + 1,
+                          spec, width=False)
+    with np.errstate(over="ignore", under="ignore"):  # past range: inf (or 0), checked
         var, cov = np.cumprod(var_f), np.cumprod(cov_f)
-    return Theory(LABELS["paper"], np.arange(1, L + 1), var, cov, np.cumprod(cov_f / var_f))
+    with np.errstate(divide="ignore"):  # a covariance factor of 0: log |cov| = -inf
+        log_cov = np.cumsum(np.log(np.abs(cov_f)))
+    log_var = np.cumsum(np.log(var_f))
+    with np.errstate(under="ignore"):
+        corr = np.cumprod(cov_f / var_f)
+        # a running product of ratios sticks at the smallest subnormals (0.75 times the
+        # smallest one rounds back to it): below float64's normal range, round the
+        # correlation from its log instead (0, or a subnormal)
+        low = (corr != 0) & (np.abs(corr) < np.finfo(np.float64).tiny)
+        corr[low] = np.sign(corr[low]) * np.exp(log_cov[low] - log_var[low])
+    return var, cov, corr, log_var, log_cov
+
+
 
 
 def paper_model_mc(spec, nets=1000, seed=0, width=None):
@@ -120,6 +170,12 @@ def paper_model_mc(spec, nets=1000, seed=0, width=None):
     -------
     Theory
         Means over networks with standard errors (delta method for the correlation).
+
+    Raises
+    ------
+    ValueError
+        Where the model's gradients or their statistics leave float64 range (the
+        message names the depth).
 
     References
     ----------
@@ -151,6 +207,20 @@ def paper_model_mc(spec, nets=1000, seed=0, width=None):
     # cotangent entering the top, i.i.d. N(0, 1) entries, shared by both inputs; the
     # gradient is its projection on a fixed unit vector, so E[g^2] starts at 1
     d = np.broadcast_to(rng.standard_normal((nets, n)), (2, nets, n)).copy()
+    with np.errstate(all="ignore"):  # past float range: inf or nan, refused below
+        th, bad = _simulate_model(blocks, d, gx, gy, mask, weight, layer, n, L)
+    if bad is not None:
+        top = np.abs(np.concatenate([gx[:bad], gy[:bad]])).max()
+        what = ("the model's gradients or their statistics overflow float64"
+                if not np.isfinite(top) or top > 1e77 else
+                "the model's statistics are undefined (a variance or covariance of 0)")
+        raise range_error("paper_model_mc", what, bad, spec, width=n, nets=nets)
+    return th
+
+
+def _simulate_model(blocks, d, gx, gy, mask, weight, layer, n, L):
+    """The pull-back of :func:`paper_model_mc` and its statistics, and the first depth
+    where either is not finite (None if all are)."""
     for k in range(L):  # k counts blocks from the top; depth k + 1 records after k + 1
         blk = blocks[L - 1 - k]
         if blk.outer:
@@ -169,7 +239,11 @@ def paper_model_mc(spec, nets=1000, seed=0, width=None):
         # blocks depend on their position from the bottom (the batch-norm rescaling), so
         # only depth L is the model's net; report it alone
         gx, gy = gx[-1:], gy[-1:]
-    return _mc_theory(gx, gy, L)
+    th = _mc_theory(gx, gy, L)
+    ok = np.all([np.isfinite(v) for v in (th.variance, th.covariance, th.correlation,
+                                         th.variance_se, th.covariance_se,
+                                         th.correlation_se)], axis=0)
+    return th, (None if ok.all() else int(th.depth[np.argmax(~ok)]))
 
 
 def _mc_theory(gx, gy, L):
