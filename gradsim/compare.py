@@ -17,12 +17,12 @@ import numpy as np
 
 from .stats import lag1, pair_estimates, point_moments
 from .theory import LABELS, covers
-from .theory import gradient_independence as _independence
-from .theory import paper as _paper
 from .theory.base import LOG_MAX, LOG_TINY, check_range, describe, range_error
 from .theory.exact import defined_at, exact_gradient_covariance, overflow_depth, scale_by
 from .theory.finite import kurtosis_identity
 from .theory.gp import gp_statistics
+from .theory.gradient_independence import closed_form as independence_closed_form
+from .theory.paper import closed_form as paper_closed_form
 
 __all__ = ["Comparison", "zscore", "compare", "agrees", "assert_agrees", "pair_statistics",
            "predict", "MODELS", "compare_spec", "grid_rows"]
@@ -154,19 +154,20 @@ def pair_statistics(gx, gy):
     return pair_estimates(m.mean(1), c, n)
 
 
+_LN10 = math.log(10)
+
+
 def _independence_form(spec, x, y):
-    var, cov, corr, log_var = _independence._closed_form(spec, x, y)
+    var, cov, corr, log_var = independence_closed_form(spec, x, y)
     with np.errstate(divide="ignore"):  # a correlation of 0: log |cov| = -inf
         return var, cov, corr, log_var, log_var + np.log(np.abs(corr))
 
 
 #: The closed forms over depth behind ``predict``: ``(variance, covariance, correlation,
 #: log variance, log |covariance|)``, the first two ``inf`` where they overflow.
-_CLOSED_FORMS = {"paper": lambda spec, x, y: _paper._closed_form(spec),
+_CLOSED_FORMS = {"paper": lambda spec, x, y: paper_closed_form(spec),
                  "independence": _independence_form}
-_WHAT = {"paper": "paper model", "independence": "gradient independence",
-         "exact": "exact theory"}
-_LN10 = math.log(10)
+_WHAT = {"paper": "paper model", "independence": "gradient independence"}
 
 
 def predict(spec, model, x, y, *, log_scale=False):

@@ -27,7 +27,7 @@ import threading
 
 from .util import check_int
 
-__all__ = ["check_workers", "ordered_map", "shutdown", "current_pool"]
+__all__ = ["check_workers", "available_cores", "ordered_map", "shutdown", "current_pool"]
 
 _LIMITS = None
 _POOL = None  # (workers, executor) kept between calls
@@ -36,6 +36,15 @@ _POOL = None  # (workers, executor) kept between calls
 def check_workers(workers):
     """``workers`` as an int in ``[1, 256]``, or a ValueError naming it."""
     return check_int("workers", workers, 1, 256)
+
+
+def available_cores():
+    """Cores this process may use (its CPU affinity, else ``os.cpu_count()``), 1 to 256."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - platforms without affinity
+        n = os.cpu_count() or 1
+    return max(1, min(n, 256))
 
 
 def _init_worker():

@@ -151,8 +151,8 @@ def test_chunk_never_changes_numbers_but_seed_does(tmp_path, capsys):
 @pytest.mark.parametrize("argv, words", [
     (["--help"], ["usage: gradsim", "simulate", "--version"]),
     (["simulate", "--help"], ["usage: gradsim simulate", "--depth", "--nets", "--force",
-                              "--workers", "all cores", "os.cpu_count()"]),
-    (["compare", "--help"], ["usage: gradsim compare", "--workers", "all cores"]),
+                              "--workers", "default: all", "cores"]),
+    (["compare", "--help"], ["usage: gradsim compare", "--workers", "default: all"]),
 ])
 def test_help_exits_zero(capsys, argv, words):
     with pytest.raises(SystemExit) as exc:
@@ -327,9 +327,14 @@ def test_interrupt_writes_nothing(tmp_path, capsys, monkeypatch):
 def test_default_workers_are_all_cores_but_never_more_than_the_chunks():
     from argparse import Namespace
 
-    from gradsim.cli.simulate import workers_for
+    from gradsim.cli.common import workers_from
+    from gradsim.cli.simulate import tasks
+    from gradsim.parallel import available_cores
 
-    cores = min(os.cpu_count() or 1, 256)
+    def workers_for(args):
+        return workers_from(args, tasks(args))
+
+    cores = available_cores()
     assert workers_for(Namespace(workers=None, nets=1000, chunk=None)) == cores
     assert workers_for(Namespace(workers=None, nets=3, chunk=None)) == 1  # one chunk
     assert workers_for(Namespace(workers=None, nets=10, chunk=5)) == min(cores, 2)

@@ -18,7 +18,7 @@ from test_experiments import _tiny
 
 from gradsim import experiments, parallel
 from gradsim.cli import main
-from gradsim.cli.experiments import default_workers
+from gradsim.parallel import available_cores as default_workers
 from gradsim.experiments import base, common
 from gradsim.experiments import reproduce as rep
 from gradsim.experiments.base import load_results, save_results

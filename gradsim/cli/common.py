@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 
 from ..grids import GRIDS, GridSpec
+from ..parallel import available_cores, check_workers
 from ..spec import ACTIVATIONS, ARCHS, BN_GRADS, INITS, NetSpec
 
 __all__ = ["UsageError", "Parser", "add_spec_options", "spec_from_args", "add_grid_options",
-           "grid_from_args"]
+           "grid_from_args", "add_workers_option", "workers_from"]
 
 
 class UsageError(Exception):
@@ -92,3 +93,23 @@ def grid_from_args(args, spec):
     """Build a :class:`GridSpec` from parsed options."""
     lo, hi = args.range
     return GridSpec(args.grid, args.points, lo, hi, spec.input_dim, args.grid_seed, args.radius)
+
+
+def add_workers_option(group):
+    """Add ``--workers N``: worker processes, by default every core (what a user expects:
+    each network draws from its own seeded stream, so the numbers never depend on the
+    count, and more workers only finish sooner)."""
+    group.add_argument(
+        "--workers", type=int, default=None, metavar="N",
+        help=f"worker processes, 1-256 (default: all {available_cores()} cores; the numbers "
+             "are the same for every N, since each network draws from its own seeded "
+             "stream; each worker pays Python's and numba's start-up, seconds, once per "
+             "run, so --workers 1 is quicker for runs of a few seconds)")
+
+
+def workers_from(args, tasks=None):
+    """``--workers`` checked (default :func:`gradsim.parallel.available_cores`), and at
+    most ``tasks`` when given: idle workers would only pay their start-up."""
+    workers = available_cores() if args.workers is None else check_workers(args.workers)
+    return workers if tasks is None else max(1, min(workers, tasks))
+

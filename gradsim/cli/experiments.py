@@ -20,30 +20,13 @@ from ..experiments.base import (
 )
 from ..experiments.reproduce import Interrupted, TqdmProgress, reproduce, run_one
 from ..figures import save_figure
-from ..parallel import check_workers, shutdown
+from ..parallel import shutdown
 from ..util import check_output
+from .common import add_workers_option, workers_from
 
 __all__ = ["add_commands"]
 
 _FIG_EXTS = ("png", "pdf", "svg")
-
-
-def default_workers():
-    """Every core this process may use (its CPU affinity, else ``os.cpu_count()``), at
-    most 256."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - platforms without affinity
-        n = os.cpu_count() or 1
-    return max(1, min(n, 256))
-
-
-def _add_workers(p):
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="processes computing the networks, 1-256 (default: all "
-                        f"{default_workers()} cores; the numbers are the same for every "
-                        "N, since each network draws from its own seeded stream; starting "
-                        "the processes costs a few seconds once per run)")
 
 
 def add_commands(sub):
@@ -61,7 +44,7 @@ def add_commands(sub):
     run.add_argument("--out", required=True, help="output results .npz")
     run.add_argument("--force", action="store_true", help="overwrite an existing file")
     run.add_argument("--quiet", action="store_true", help="no progress bars or messages")
-    _add_workers(run)
+    add_workers_option(run)
     run.set_defaults(func=_cmd_run)
 
     pl = sub.add_parser("plot", help="figure from a results file",
@@ -88,7 +71,7 @@ def add_commands(sub):
                      help="recompute everything, replacing what --out holds (also results "
                           "and a report of other settings, which are otherwise refused)")
     rep.add_argument("--quiet", action="store_true", help="no progress bars or messages")
-    _add_workers(rep)
+    add_workers_option(rep)
     rep.set_defaults(func=_cmd_reproduce)
 
 
@@ -102,13 +85,9 @@ def _progress(quiet):
     return TqdmProgress(quiet=quiet)
 
 
-def _workers(args):
-    return default_workers() if args.workers is None else check_workers(args.workers)
-
-
 def _cmd_run(args):
     module = experiments.get(args.name)
-    workers = _workers(args)
+    workers = workers_from(args)
     out = check_output(args.out, args.force)
     try:
         res = run_one(module.NAME, args.quick, parse_overrides(args.set),
@@ -150,7 +129,7 @@ def _cmd_reproduce(args):
     try:
         res = reproduce(args.out, quick=args.quick, only=args.only,
                         overrides=_nested_overrides(args.set), progress=_progress(args.quiet),
-                        force=args.force, log=log, workers=_workers(args))
+                        force=args.force, log=log, workers=workers_from(args))
     except Interrupted as exc:
         print(f"gradsim: {exc}", file=sys.stderr)
         return 130

@@ -3,41 +3,27 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 
 from ..io import save
 from ..montecarlo import DEFAULT_CHUNK, simulate
 from ..nets import GRAD_MODES
-from ..parallel import check_workers
 from ..util import check_output
-from .common import add_grid_options, add_spec_options, grid_from_args, spec_from_args
+from .common import (
+    add_grid_options,
+    add_spec_options,
+    add_workers_option,
+    grid_from_args,
+    spec_from_args,
+    workers_from,
+)
 
-__all__ = ["add_command", "add_workers_option", "workers_for"]
+__all__ = ["add_command", "tasks"]
 
-#: Help of ``--workers`` (``simulate`` and ``compare``).
-WORKERS_HELP = ("worker processes (default: all cores, os.cpu_count() = {cores} here, as a "
-                "user expects: each network's numbers never depend on the worker count, so "
-                "more workers only finish sooner; never more than the chunks of networks). "
-                "Each worker pays Python's and numba's start-up (seconds): --workers 1 is "
-                "quicker for runs of a few seconds")
-
-
-def add_workers_option(group):
-    """Add ``--workers N`` to an argument group."""
-    group.add_argument("--workers", type=int, default=None, metavar="N",
-                       help=WORKERS_HELP.format(cores=os.cpu_count() or 1))
-
-
-def workers_for(args):
-    """``--workers`` (checked; default all cores), capped at the run's number of chunks:
-    idle workers would only pay their start-up."""
-    workers = (min(os.cpu_count() or 1, 256) if args.workers is None
-               else check_workers(args.workers))
+def tasks(args):
+    """Chunks of networks a run has (the most workers it can use)."""
     chunk = DEFAULT_CHUNK if args.chunk is None else args.chunk
-    if args.nets >= 1 and chunk >= 1:  # else simulate refuses them
-        workers = min(workers, math.ceil(args.nets / chunk))
-    return workers
+    return math.ceil(args.nets / chunk) if args.nets >= 1 and chunk >= 1 else None
 
 
 def add_command(sub):
@@ -70,7 +56,7 @@ def _cmd_simulate(args):
     t0 = time.perf_counter()
     result = simulate(spec, grid, nets=args.nets, seed=args.seed, chunk=args.chunk,
                       mode=args.mode, dtype=args.dtype, activity=args.activity,
-                      workers=workers_for(args))
+                      workers=workers_from(args, tasks(args)))
     save(out, result, force=args.force)
     if not args.quiet:
         print(f"wrote {out}: {args.nets} nets x {grid.points} points "

@@ -13,8 +13,15 @@ from ..io import write_npz
 from ..montecarlo import simulate
 from ..theory.exact import exact_gradient_covariance
 from ..util import check_output
-from .common import add_grid_options, add_spec_options, grid_from_args, spec_from_args
-from .simulate import add_workers_option, workers_for
+from .common import (
+    add_grid_options,
+    add_spec_options,
+    add_workers_option,
+    grid_from_args,
+    spec_from_args,
+    workers_from,
+)
+from .simulate import tasks
 
 __all__ = ["add_commands"]
 
@@ -126,7 +133,7 @@ def _cmd_compare(args):
     if args.nets < 2:
         raise ValueError(f"nets must be an integer in [2, 1000000000], got {args.nets}")
     sim = simulate(spec, grid, nets=args.nets, seed=args.seed, chunk=args.chunk,
-                   workers=workers_for(args))
+                   workers=workers_from(args, tasks(args)))
     rows = compare_spec(spec, sim.grad[:, i], sim.grad[:, j], pts[i], pts[j])
     rows += grid_rows(spec, grid, sim.grad, i, seed=args.seed)
     if args.json:

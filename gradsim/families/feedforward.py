@@ -116,7 +116,7 @@ def kernel_plan(spec, rule):
     s = rule.weight_scale
     f = hooks.growth_factor(s * ((rule.a * rule.a + rule.b * rule.b) / 2), spec.bias_var)
     lf = math.log(f)
-    bias = spec.bias_var * np.exp(-lf * np.arange(1, spec.depth + 1))
+    bias = hooks.scaled_biases(spec.bias_var, lf, np.arange(1, spec.depth + 1))
     blocks = ((),) + tuple((hooks.step(s / f, bias[k]),) for k in range(spec.depth - 1))
     head = (hooks.step(spec.readout_var * rule.readout_scale),)
     return hooks.KernelPlan(rule.a, rule.b, blocks, head, (0.0,) + (lf,) * (spec.depth - 1))

@@ -25,7 +25,7 @@ import numpy as np
 from ..kernels.arccos import MIX, SAVE, SCALE, STEP
 
 __all__ = ["PaperMoments", "PaperBlock", "KernelOp", "step", "save", "mix", "scale",
-           "KernelPlan", "growth_factor", "MODELS"]
+           "KernelPlan", "growth_factor", "scaled_biases", "MODELS"]
 
 #: The theories a family answers ``covers(spec, model)`` for.
 MODELS = ("paper", "independence", "exact", "kurtosis", "shallow")
@@ -144,6 +144,15 @@ class KernelPlan:
     def log_scale(self):
         """Log of the factor the output state is divided by (an exactly rounded sum)."""
         return math.fsum(self.log_growth)
+
+
+def scaled_biases(bias_var, log_growth, steps):
+    """``bias_var / f^k`` for each ``k`` of ``steps``: the biases divided by the growth the
+    state is divided by.  Zeros without biases (``exp`` of a large exponent would make
+    ``0 * inf``)."""
+    if bias_var == 0:
+        return np.zeros(len(steps))
+    return bias_var * np.exp(-log_growth * steps)
 
 
 def growth_factor(f, bias_var):

@@ -97,7 +97,7 @@ def kernel_plan(spec, rule):
     f = hooks.growth_factor(spec.alpha**2 * (1 + spec.beta**2 * (s * gd) ** spec.branch_depth),
                             spec.bias_var)
     lf = math.log(f)
-    bias = spec.bias_var * np.exp(-lf * np.arange(spec.depth))
+    bias = hooks.scaled_biases(spec.bias_var, lf, np.arange(spec.depth))
     blocks = tuple((hooks.save(),) + (hooks.step(s, bias[k]),) * spec.branch_depth
                    + (hooks.mix(spec.alpha**2 / f, spec.beta**2),) for k in range(spec.depth))
     head = (hooks.scale(spec.readout_var),)

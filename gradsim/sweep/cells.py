@@ -88,11 +88,22 @@ def _theory(model, spec, grid, seed, pair, gp_nets, est, statistics):
         if reason is not None:
             out |= {s: _not_covered(reason) for s in names}
         else:
-            pred = predict(spec, model, x, y)
-            out |= {s: _comparison(pred[s], est[s], s, pred["model"]) for s in names}
+            # log_scale: a variance beyond float64 range is "not covered" for this cell,
+            # and the correlation (finite at any depth) is still compared
+            pred = predict(spec, model, x, y, log_scale=True)
+            for s in names:
+                out[s] = (_comparison(pred[s], est[s], s, pred["model"]) if pred[s] is not None
+                          else _not_covered(_beyond_range(s, pred)))
     if "lag1" in statistics:
         out["lag1"] = _lag1_theory(model, spec, grid, est["lag1"], gp_nets, seed)
     return out
+
+
+def _beyond_range(name, pred):
+    """Why a statistic the theory covers has no prediction: it leaves float64 range."""
+    log10 = pred["log10_variance" if name == "variance" else "log10_abs_covariance"]
+    return (f"the {name} is beyond float64 range"
+            + (f" (log10 |{name}| = {log10:.4g})" if log10 is not None else ""))
 
 
 def _lag1_theory(model, spec, grid, est, gp_nets, seed):
@@ -107,7 +118,12 @@ def _lag1_theory(model, spec, grid, est, gp_nets, seed):
     reason = _uncovered(spec, "exact", x)
     if reason is not None:
         return _not_covered(reason)
-    cov = exact_gradient_covariance(spec, x)[..., 0, 0]
+    cov, log_scale = exact_gradient_covariance(spec, x, log_scale=True)
+    with np.errstate(over="ignore"):
+        full = cov[..., 0, 0] * np.exp(log_scale)
+    # the autocorrelation estimator is scale-free: beyond float64 range sample the
+    # covariance divided by its common scale instead
+    cov = full if np.isfinite(full).all() else cov[..., 0, 0]
     with threadpool_limits(limits=1):
         th = gp_statistics(cov, nets=gp_nets, seed=seed % 10**6, max_lag=1)
     return _comparison(th["lag1"].value, est, "lag1", th["label"], float(th["lag1"].se))

@@ -19,7 +19,7 @@ from ..kernels.arccos import MIX, SAVE, SCALE, STEP, ab_map
 from .base import LABELS, LOG_TINY, Theory, check_range, kernel_plan, range_error, require
 from .base import covers as _covers
 
-__all__ = ["independence", "covers"]
+__all__ = ["independence", "closed_form", "covers"]
 
 
 def covers(spec):
@@ -89,7 +89,7 @@ def independence(spec, x, y, *, log_scale=False):
     Schoenholz, Gilmer, Ganguli and Sohl-Dickstein, "Deep information propagation",
     ICLR 2017; Yang, "Scaling limits of wide neural networks with weight sharing", 2019.
     """
-    var, cov, corr, log_var = _closed_form(spec, x, y)
+    var, cov, corr, log_var = closed_form(spec, x, y)
     depth = np.arange(1, spec.depth + 1)
     if log_scale:
         return Theory(LABELS["independence"], depth, np.ones(spec.depth), corr.copy(), corr,
@@ -109,7 +109,7 @@ class _OutOfRange(Exception):
 _TINY = math.exp(LOG_TINY)
 
 
-def _closed_form(spec, x, y):
+def closed_form(spec, x, y):
     """``(variance, covariance, correlation, log variance)`` over depth; the variance and
     covariance are ``inf`` where they overflow, the other two stay finite."""
     require(spec, "independence")

@@ -20,7 +20,7 @@ from ..util import check_int
 from .base import LABELS, Theory, check_range, range_error, require
 from .base import covers as _covers
 
-__all__ = ["moments", "paper_model", "paper_model_mc", "covers"]
+__all__ = ["moments", "paper_model", "paper_model_mc", "closed_form", "covers"]
 
 
 def covers(spec):
@@ -102,7 +102,7 @@ def paper_model(spec, *, log_scale=False):
     Balduzzi et al., "The shattered gradients problem: if resnets are the answer, then
     what is the question?", ICML 2017.
     """
-    var, cov, corr, log_var, _ = _closed_form(spec)
+    var, cov, corr, log_var, _ = closed_form(spec)
     depth = np.arange(1, spec.depth + 1)
     if log_scale:
         return Theory(LABELS["paper"], depth, np.ones(spec.depth), corr.copy(), corr,
@@ -111,7 +111,7 @@ def paper_model(spec, *, log_scale=False):
     return Theory(LABELS["paper"], depth, var, cov, corr)
 
 
-def _closed_form(spec):
+def closed_form(spec):
     """``(variance, covariance, correlation, log variance, log |covariance|)`` over depth.
 
     The variance and covariance are running products of the blocks' factors, ``inf``
