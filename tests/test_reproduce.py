@@ -18,12 +18,12 @@ from test_experiments import _tiny
 
 from gradsim import experiments, parallel
 from gradsim.cli import main
-from gradsim.parallel import available_cores as default_workers
 from gradsim.experiments import base, common
 from gradsim.experiments import reproduce as rep
 from gradsim.experiments.base import load_results, save_results
 from gradsim.experiments.report import read_report_stamp
 from gradsim.experiments.reproduce import Interrupted, reproduce, run_one
+from gradsim.parallel import available_cores as default_workers
 from gradsim.util import TMP_PREFIX, remove_temporaries
 
 LINUX = sys.platform.startswith("linux")
