@@ -82,6 +82,7 @@ def strict_json(text):
 # ------------------------------------------------------------- Monte Carlo: gradsim simulate
 
 
+@pytest.mark.slow  # networks thousands of layers deep
 @pytest.mark.parametrize("name", MC_OVERFLOW)
 def test_simulate_command_refuses_overflow_and_writes_nothing(tmp_path, capsys, name):
     opts, spec, dtype = MC_OVERFLOW[name]
@@ -177,6 +178,7 @@ def test_comparisons_refuse_gradients_beyond_their_statistics():
                            "at depth 1024 of 5000"], id="theory"),
 ])
 @pytest.mark.parametrize("json_flag", [[], ["--json"]], ids=["text", "json"])
+@pytest.mark.slow  # networks thousands of layers deep
 def test_compare_on_a_deep_resnet_is_one_line(tmp_path, capsys, monkeypatch, depth, width,
                                               words, json_flag):
     """Issue 14: 9 lines (RuntimeWarnings, then the error) are now one."""
@@ -243,6 +245,7 @@ def test_theory_command_large_weight_var(capsys):
                                        [1.0])["variance"]
 
 
+@pytest.mark.slow  # the exact theory on a grid, thousands of layers deep
 def test_theory_out_refuses_overflow_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "cov.npz"
     argv = ["theory", "--arch", "resnet", "--depth", 5000, "--points", 8, "--out", out]
