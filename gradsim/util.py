@@ -23,7 +23,8 @@ import numpy as np
 __all__ = ["MAX_SIZE", "check_int", "check_real", "check_choice", "check_bool", "check_rng",
            "JsonData", "DTYPES",
            "get_dtype", "available_memory", "check_memory", "atomic_write", "check_output",
-           "check_writable_dir", "TMP_PREFIX", "TMP_PATTERN", "remove_temporaries"]
+           "check_writable_dir", "TMP_PREFIX", "TMP_PATTERN", "remove_temporaries",
+           "locked"]
 
 #: Upper bound on any single size (depth, width, input dimension, points).
 MAX_SIZE = 1_000_000
@@ -215,6 +216,29 @@ def check_writable_dir(path):
         raise ValueError(f"out: {path!r} is not a directory")
     _probe_directory(os.path.abspath(path))
     return path
+
+
+@contextlib.contextmanager
+def locked(directory, lock, what):
+    """Hold the lock file ``directory/lock`` exclusively while the block runs.
+
+    The kernel releases it if the process dies, so a killed run never leaves a stale lock.
+    A second holder gets a ValueError: ``out: DIR is in use by another gradsim WHAT``.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(os.path.join(directory, lock), os.O_WRONLY | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"out: {directory} is in use by another gradsim {what}") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def remove_temporaries(directory):

@@ -41,7 +41,6 @@ interrupted write left behind (:func:`gradsim.util.atomic_write`'s temporary fil
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import stat
@@ -51,7 +50,7 @@ import time
 from .. import experiments
 from ..figures import save_figure
 from ..parallel import check_workers
-from ..util import check_writable_dir, remove_temporaries
+from ..util import check_writable_dir, locked, remove_temporaries
 from .base import (
     check_results,
     code_checksum,
@@ -131,23 +130,9 @@ def run_one(name, quick=False, overrides=None, progress=None, workers=1):
         return _run(module, params, quick, progress or TqdmProgress(quiet=True))
 
 
-@contextlib.contextmanager
 def _locked(out_dir):
-    """Hold ``out_dir/.reproduce.lock`` exclusively (released by the kernel if we die)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    fd = os.open(os.path.join(out_dir, LOCK), os.O_WRONLY | os.O_CREAT, 0o666)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ValueError(f"out: {out_dir} is in use by another gradsim reproduce") from None
-        yield
-    finally:
-        os.close(fd)
+    """Hold ``out_dir/.reproduce.lock`` (:func:`gradsim.util.locked`)."""
+    return locked(out_dir, LOCK, "reproduce")
 
 
 def _check_out(out_dir):

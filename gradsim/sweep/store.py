@@ -19,6 +19,7 @@ import re
 
 from .._version import __version__
 from ..util import TMP_PATTERN, atomic_write, remove_temporaries
+from ..util import locked as util_locked
 from .file import FORMAT, canonical_json
 
 __all__ = ["CELL_FORMAT", "INDEX", "CELL_DIR", "LOCK", "TEMPORARY", "write_json",
@@ -177,20 +178,6 @@ def clear_temporaries(out):
             for name in remove_temporaries(folder)]
 
 
-@contextlib.contextmanager
 def locked(out):
-    """Hold ``out/.sweep.lock`` exclusively (released by the kernel if we die)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    fd = os.open(os.path.join(out, LOCK), os.O_WRONLY | os.O_CREAT, 0o666)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ValueError(f"out: {out} is in use by another gradsim sweep") from None
-        yield
-    finally:
-        os.close(fd)
+    """Hold ``out/.sweep.lock`` (:func:`gradsim.util.locked`)."""
+    return util_locked(out, LOCK, "sweep")

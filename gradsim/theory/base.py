@@ -22,8 +22,8 @@ import numpy as np
 from ..kernels.arccos import ab_map_array
 from ..spec import NetSpec
 
-__all__ = ["Theory", "LABELS", "covers", "require", "relu_moments", "ab_moments", "describe",
-           "range_error", "check_range", "kernel_plan", "LOG_MAX", "LOG_TINY"]
+__all__ = ["Theory", "LABELS", "covers", "require", "over_depth", "relu_moments", "ab_moments",
+           "describe", "range_error", "check_range", "kernel_plan", "LOG_MAX", "LOG_TINY"]
 
 #: ``log`` of the largest float64 (about 709.78): a value whose log exceeds it overflows.
 LOG_MAX = math.log(np.finfo(np.float64).max)
@@ -140,6 +140,22 @@ def check_range(what, spec, variance, covariance, log_variance=None):
     raise range_error(what, f"the gradient {name} overflows float64", k + 1, spec,
                       "the correlation stays finite: log_scale=True gives it with the log "
                       "of the variance (gradsim theory prints both)", note=note)
+
+
+def over_depth(key, spec, variance, covariance, correlation, log_variance, log_scale):
+    """The :class:`Theory` over depth of a closed form: in log-scale form (variance 1,
+    covariance the correlation, ``log_scale`` the log of the variance), or as values after
+    :func:`check_range`.  ``key`` is the theory's key in :data:`LABELS`."""
+    depth = np.arange(1, spec.depth + 1)
+    if log_scale:
+        return Theory(LABELS[key], depth, np.ones(spec.depth), correlation.copy(), correlation,
+                      log_scale=log_variance)
+    check_range(_NAMES[key], spec, variance, covariance, log_variance)
+    return Theory(LABELS[key], depth, variance, covariance, correlation)
+
+
+#: What a range error calls each closed form.
+_NAMES = {"paper": "paper model", "independence": "gradient independence"}
 
 
 def kernel_plan(spec):

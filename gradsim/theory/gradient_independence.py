@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..kernels.arccos import MIX, SAVE, SCALE, STEP, ab_map
-from .base import LABELS, LOG_TINY, Theory, check_range, kernel_plan, range_error, require
+from .base import LOG_TINY, kernel_plan, over_depth, range_error, require
 from .base import covers as _covers
 
 __all__ = ["independence", "closed_form", "covers"]
@@ -89,13 +89,7 @@ def independence(spec, x, y, *, log_scale=False):
     Schoenholz, Gilmer, Ganguli and Sohl-Dickstein, "Deep information propagation",
     ICLR 2017; Yang, "Scaling limits of wide neural networks with weight sharing", 2019.
     """
-    var, cov, corr, log_var = closed_form(spec, x, y)
-    depth = np.arange(1, spec.depth + 1)
-    if log_scale:
-        return Theory(LABELS["independence"], depth, np.ones(spec.depth), corr.copy(), corr,
-                      log_scale=log_var)
-    check_range("gradient independence", spec, var, cov, log_var)
-    return Theory(LABELS["independence"], depth, var, cov, corr)
+    return over_depth("independence", spec, *closed_form(spec, x, y), log_scale)
 
 
 class _OutOfRange(Exception):

@@ -17,7 +17,7 @@ import numpy as np
 from ..families.hooks import PaperMoments
 from ..kernels.arccos import ab_map
 from ..util import check_int
-from .base import LABELS, Theory, check_range, range_error, require
+from .base import LABELS, Theory, over_depth, range_error, require
 from .base import covers as _covers
 
 __all__ = ["moments", "paper_model", "paper_model_mc", "closed_form", "covers"]
@@ -102,13 +102,7 @@ def paper_model(spec, *, log_scale=False):
     Balduzzi et al., "The shattered gradients problem: if resnets are the answer, then
     what is the question?", ICML 2017.
     """
-    var, cov, corr, log_var, _ = closed_form(spec)
-    depth = np.arange(1, spec.depth + 1)
-    if log_scale:
-        return Theory(LABELS["paper"], depth, np.ones(spec.depth), corr.copy(), corr,
-                      log_scale=log_var)
-    check_range("paper model", spec, var, cov, log_var)
-    return Theory(LABELS["paper"], depth, var, cov, corr)
+    return over_depth("paper", spec, *closed_form(spec)[:4], log_scale)
 
 
 def closed_form(spec):
