@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from .grids import GridSpec
+from .families.sampling import resolve_sampler, state_columns
 from .nets import GRAD_MODES, input_gradient, input_gradient_by_depth, sample_network
 from .parallel import check_workers, ordered_map
 from .spec import NetSpec
@@ -85,6 +86,9 @@ class Simulation:
     spectrum : Stream or None
         Streamed per-network periodograms, frequencies ``rfftfreq(P)[1:]``
         (``spectrum=True``).
+    sampler : str
+        The sampler the networks were drawn with, ``'explicit'`` or ``'gram'``
+        (``'auto'`` resolved).
     """
 
     spec: NetSpec
@@ -99,9 +103,10 @@ class Simulation:
     moments: Moments | None = None
     acf: Stream | None = None
     spectrum: Stream | None = None
+    sampler: str = "explicit"
 
 
-def _check_run(spec, grid, nets, seed, chunk, mode, dtype, activity):
+def _check_run(spec, grid, nets, seed, chunk, mode, dtype, activity, sampler="explicit"):
     if not isinstance(spec, NetSpec):
         raise ValueError(f"spec must be a NetSpec, got {type(spec).__name__}")
     if not isinstance(grid, GridSpec):
@@ -117,15 +122,18 @@ def _check_run(spec, grid, nets, seed, chunk, mode, dtype, activity):
         raise ValueError("batch norm needs at least 2 grid points (points >= 2)")
     if activity and grid.points < 2:
         raise ValueError("activity needs at least 2 grid points (points >= 2)")
-    return nets, seed, chunk, get_dtype(dtype)
+    used = resolve_sampler(spec, grid.points, mode, sampler)
+    return nets, seed, chunk, get_dtype(dtype), used
 
 
-def network_bytes(spec, points, mode, itemsize=8):
-    """Rough peak bytes to sample and differentiate one network on ``points`` inputs."""
+def network_bytes(spec, points, mode, itemsize=8, sampler="explicit"):
+    """Rough peak bytes to sample and differentiate one network on ``points`` inputs
+    (drawn with ``sampler``, ``'explicit'`` or ``'gram'``)."""
     n, f, d, L = spec.width, spec.features, spec.input_dim, spec.n_act_layers
+    cols = state_columns(spec, points, mode)
     params = spec.family.parameter_count(spec)
-    ndir = points * d if spec.batchnorm and spec.bn_grad == "through" and mode == "forward" else d
-    cols = points * (1 if mode == "reverse" else 1 + ndir)
+    if sampler == "gram":  # weights of min(fan_in, cols) columns, and the Gram work space
+        params = params * min(1.0, cols / f) + 3 * cols * cols
     work = 8 * max(n, f) * cols + (3 * L * f * points if mode == "reverse" else 0)
     return (params + work) * itemsize
 
@@ -139,7 +147,8 @@ def _range_hint(dtype):
     return _HINT + (", or dtype=float64" if np.dtype(dtype) == np.float32 else "")
 
 
-def _nonfinite_error(spec, grid, seed, index, backend, dtype, by_depth=None):
+def _nonfinite_error(spec, grid, seed, index, backend, dtype, by_depth=None,
+                     sampler="explicit"):
     """The ``ValueError`` for network ``index``, whose gradient is not finite.
 
     The first depth whose gradient is not finite is where the range runs out: read off
@@ -149,7 +158,8 @@ def _nonfinite_error(spec, grid, seed, index, backend, dtype, by_depth=None):
     """
     if by_depth is None:
         try:
-            net = sample_network(spec, network_rng(seed, index), dtype, taps=True)
+            net = sample_network(spec, network_rng(seed, index), dtype, taps=True,
+                                 sampler=sampler, points=grid.points)
             with np.errstate(all="ignore"):
                 by_depth = input_gradient_by_depth(net, grid.points_array(dtype),
                                                    backend=backend)
@@ -172,7 +182,8 @@ def _nonfinite_error(spec, grid, seed, index, backend, dtype, by_depth=None):
                        note=f" (network {index})", width=True, dtype=name)
 
 
-def _chunk_task(spec, grid, seed, start, stop, mode, backend, dtype, activity):
+def _chunk_task(spec, grid, seed, start, stop, mode, backend, dtype, activity,
+                sampler="explicit"):
     """Networks ``start .. stop - 1``: gradients and activity (one process's work).
 
     Raises the ``ValueError`` of :func:`_nonfinite_error` if a gradient is not finite.
@@ -183,7 +194,8 @@ def _chunk_task(spec, grid, seed, start, stop, mode, backend, dtype, activity):
     acts = np.empty((m, spec.n_act_layers, 2)) if activity else None
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked below
         for k in range(m):
-            net = sample_network(spec, network_rng(seed, start + k), dtype)
+            net = sample_network(spec, network_rng(seed, start + k), dtype,
+                                 sampler=sampler, points=grid.points)
             out = input_gradient(net, x, mode=mode, backend=backend, activity=activity)
             if activity:
                 grads[k], acts[k] = out
@@ -191,33 +203,34 @@ def _chunk_task(spec, grid, seed, start, stop, mode, backend, dtype, activity):
                 grads[k] = out
     if not np.isfinite(grads).all():  # one check per chunk
         k = int(np.argmax(~np.isfinite(grads.reshape(m, -1)).all(axis=1)))
-        raise _nonfinite_error(spec, grid, seed, start + k, backend, dtype)
+        raise _nonfinite_error(spec, grid, seed, start + k, backend, dtype, sampler=sampler)
     return grads, acts
 
 
 def iter_chunks(spec, grid, nets, seed, chunk=None, mode="forward", backend="numba",
-                dtype="float64", activity=False, workers=1):
+                dtype="float64", activity=False, workers=1, sampler="auto"):
     """Yield :class:`Chunk` objects covering networks ``0 .. nets - 1`` in order.
 
     Parameters are as for :func:`simulate`; so is the ``ValueError`` for a chunk holding a
     gradient out of range.
     """
-    nets, seed, chunk, dtype = _check_run(spec, grid, nets, seed, chunk, mode, dtype, activity)
+    nets, seed, chunk, dtype, sampler = _check_run(spec, grid, nets, seed, chunk, mode, dtype,
+                                                   activity, sampler)
     workers = check_workers(workers)
     itemsize = np.dtype(dtype).itemsize
-    check_memory(workers * network_bytes(spec, grid.points, mode, itemsize)
+    check_memory(workers * network_bytes(spec, grid.points, mode, itemsize, sampler)
                  + 2 * workers * min(chunk, nets) * grid.points * spec.input_dim * itemsize,
                  "one chunk of networks per worker (width, depth, points, chunk, workers)")
     starts = range(0, nets, chunk)
-    tasks = ((spec, grid, seed, a, min(a + chunk, nets), mode, backend, dtype, activity)
-             for a in starts)
+    tasks = ((spec, grid, seed, a, min(a + chunk, nets), mode, backend, dtype, activity,
+              sampler) for a in starts)
     for start, (grads, acts) in zip(starts, ordered_map(_chunk_task, tasks, workers)):
         yield Chunk(start, grads, acts)
 
 
 def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
              backend="numba", dtype="float64", keep=True, activity=False, moments=False,
-             acf=False, spectrum=False, progress=None, workers=1):
+             acf=False, spectrum=False, progress=None, workers=1, sampler="auto"):
     """Input gradients of ``nets`` independent random networks on one grid.
 
     Parameters
@@ -252,6 +265,15 @@ def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
         Processes computing networks (:mod:`gradsim.parallel`); each network's numbers
         do not depend on it.  Worth it for runs of more than a few seconds: each worker
         pays Python's and numba's start-up.
+    sampler : {'auto', 'explicit', 'gram'}
+        How networks are drawn (``docs/conventions.md``, "Samplers"): ``'explicit'``
+        draws every weight matrix; ``'gram'`` draws each layer from the Gram matrix of
+        its input (:func:`gradsim.families.layers.gram_product`), the same law at the
+        grid's points for i.i.d. Gaussian weights, forward mode only; ``'auto'`` (default)
+        takes whichever :func:`gradsim.families.sampling.resolve_sampler`'s cost model
+        says is cheaper, never gram where it does not apply.  Within a sampler, a seed
+        gives the same numbers for every chunk size and worker count;
+        ``Simulation.sampler`` records the one used.
 
     Returns
     -------
@@ -266,7 +288,8 @@ def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
         overflow float64 (``moments``, ``acf``, ``spectrum``).
     """
     grid = GridSpec(dim=spec.input_dim) if grid is None and isinstance(spec, NetSpec) else grid
-    nets, seed, chunk, dt = _check_run(spec, grid, nets, seed, chunk, mode, dtype, activity)
+    nets, seed, chunk, dt, used = _check_run(spec, grid, nets, seed, chunk, mode, dtype,
+                                             activity, sampler)
     k = grid.points * spec.input_dim
     if (acf or spectrum) and (spec.input_dim != 1 or grid.points < 2):
         raise ValueError("acf and spectrum need input_dim = 1 and points >= 2")
@@ -279,7 +302,8 @@ def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
     mom = Moments(k, backend) if moments else None
     acf_s = Stream(grid.points) if acf else None
     spec_s = Stream(grid.points // 2) if spectrum else None
-    for ch in iter_chunks(spec, grid, nets, seed, chunk, mode, backend, dt, activity, workers):
+    for ch in iter_chunks(spec, grid, nets, seed, chunk, mode, backend, dt, activity, workers,
+                          used):
         stop = ch.start + len(ch.grad)
         if keep:
             grads[ch.start:stop] = ch.grad
@@ -306,7 +330,7 @@ def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
                               f"{flag}=False, or {_range_hint(dt)}", width=True,
                               dtype=np.dtype(dt).name)
     return Simulation(spec, grid, grid.points_array(), seed, nets, mode, np.dtype(dt).name,
-                      grads, acts, mom, acf_s, spec_s)
+                      grads, acts, mom, acf_s, spec_s, used)
 
 
 def _require_streamable(spec, grad, dtype):
@@ -322,30 +346,31 @@ def _require_streamable(spec, grad, dtype):
                           width=True, dtype=np.dtype(dtype).name)
 
 
-def _depth_task(spec, grid, seed, start, stop, backend, dtype):
+def _depth_task(spec, grid, seed, start, stop, backend, dtype, sampler="explicit"):
     x = grid.points_array(dtype)
     m = stop - start
     out = np.empty((m, spec.depth, grid.points, spec.input_dim), dtype=dtype)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked below
         for k in range(m):
-            net = sample_network(spec, network_rng(seed, start + k), dtype, taps=True)
+            net = sample_network(spec, network_rng(seed, start + k), dtype, taps=True,
+                                 sampler=sampler, points=grid.points)
             out[k] = input_gradient_by_depth(net, x, backend=backend)
     if not np.isfinite(out).all():  # one check per chunk
         bad = ~np.isfinite(out.reshape(m, spec.depth, -1)).all(axis=2)
         k = int(np.argmax(bad.any(axis=1)))
-        raise _nonfinite_error(spec, grid, seed, start + k, backend, dtype, out[k])
+        raise _nonfinite_error(spec, grid, seed, start + k, backend, dtype, out[k], sampler)
     return out
 
 
 def simulate_depths(spec, grid=None, nets=100, seed=0, *, chunk=None, backend="numba",
-                    dtype="float64", progress=None, workers=1):
+                    dtype="float64", progress=None, workers=1, sampler="auto"):
     """Input gradients at every depth ``1 .. spec.depth`` from ``nets`` networks.
 
     Each network is sampled with tap readouts (:func:`gradsim.nets.sample_network`,
     ``taps=True``) from its own stream ``network_rng(seed, i)``, and
     :func:`gradsim.nets.input_gradient_by_depth` gives all its prefixes' gradients in
     one forward pass.  ``[:, -1]`` equals :func:`simulate` with the same seed.
-    ``workers`` is as for :func:`simulate`.
+    ``workers`` and ``sampler`` are as for :func:`simulate`.
 
     Returns
     -------
@@ -357,15 +382,16 @@ def simulate_depths(spec, grid=None, nets=100, seed=0, *, chunk=None, backend="n
         As :func:`simulate`: a gradient out of range names the first depth where it is.
     """
     grid = GridSpec(dim=spec.input_dim) if grid is None and isinstance(spec, NetSpec) else grid
-    nets, seed, chunk, dt = _check_run(spec, grid, nets, seed, chunk, "forward", dtype, False)
+    nets, seed, chunk, dt, used = _check_run(spec, grid, nets, seed, chunk, "forward", dtype,
+                                             False, sampler)
     workers = check_workers(workers)
     itemsize = np.dtype(dt).itemsize
     check_memory(nets * spec.depth * grid.points * spec.input_dim * itemsize
-                 + workers * network_bytes(spec, grid.points, "forward", itemsize),
+                 + workers * network_bytes(spec, grid.points, "forward", itemsize, used),
                  "gradients at every depth (nets, depth, points, input_dim)")
     out = np.empty((nets, spec.depth, grid.points, spec.input_dim), dtype=dt)
     starts = range(0, nets, chunk)
-    tasks = ((spec, grid, seed, a, min(a + chunk, nets), backend, dt) for a in starts)
+    tasks = ((spec, grid, seed, a, min(a + chunk, nets), backend, dt, used) for a in starts)
     for a, block in zip(starts, ordered_map(_depth_task, tasks, workers)):
         out[a:a + len(block)] = block
         if progress is not None:

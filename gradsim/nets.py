@@ -19,10 +19,10 @@ import numpy as np
 
 from .families.feedforward import looks_linear_product
 from .families.layers import Context, Dense, Stack, run_backward, run_forward
-from .families.sampling import Sampler
+from .families.sampling import Sampler, resolve_sampler, state_columns
 from .kernels import backend as get_backend
 from .spec import NetSpec
-from .util import check_bool, check_memory, check_rng, get_dtype
+from .util import check_bool, check_int, check_memory, check_rng, get_dtype
 
 __all__ = ["Network", "sample_network", "forward", "preactivations", "input_gradient",
            "input_gradient_by_depth", "looks_linear_product", "GRAD_MODES"]
@@ -45,7 +45,7 @@ class Network(Stack):
         return self.layers_of(Dense)
 
 
-def sample_network(spec, rng, dtype=np.float64, taps=False):
+def sample_network(spec, rng, dtype=np.float64, taps=False, sampler="explicit", points=None):
     """Draw one network's parameters.
 
     Parameters
@@ -60,6 +60,14 @@ def sample_network(spec, rng, dtype=np.float64, taps=False):
         ``1 .. depth - 1``), after all other parameters, so the network itself is the
         one drawn without taps.  Each prefix with its tap readout is distributed exactly
         as a network of that depth (see :func:`input_gradient_by_depth`).
+    sampler : {'explicit', 'gram', 'auto'}
+        ``'gram'`` draws the network in Gram space for forward-mode gradients on
+        ``points`` inputs (:func:`~gradsim.families.layers.gram_product`): exact in law at
+        those points, but not a function of its input, so it serves only
+        :func:`input_gradient` and :func:`input_gradient_by_depth` on ``points`` inputs.
+        ``'auto'`` resolves by :func:`gradsim.families.sampling.resolve_sampler`.
+    points : int, optional
+        Grid points, needed for ``'gram'`` and ``'auto'``.
 
     Returns
     -------
@@ -67,11 +75,32 @@ def sample_network(spec, rng, dtype=np.float64, taps=False):
     """
     if not isinstance(spec, NetSpec):
         raise ValueError(f"spec must be a NetSpec, got {type(spec).__name__}")
-    draw = Sampler(spec, check_rng(rng), get_dtype(dtype), spec.activation_rule)
+    columns = None
+    if sampler != "explicit":
+        if points is None:
+            raise ValueError(f"sampler={sampler!r} needs points (the grid's point count)")
+        points = check_int("points", points, 1, 10**9)
+        if resolve_sampler(spec, points, "forward", sampler) == "gram":
+            columns = state_columns(spec, points)
+    draw = Sampler(spec, check_rng(rng), get_dtype(dtype), spec.activation_rule, columns)
     taps = check_bool("taps", taps)
     layers, bounds, readout, half = spec.family.build(spec, draw)
     tap = [spec.family.readout(spec, draw)[0] for _ in range(spec.depth - 1)] if taps else None
-    return Network(spec, layers, readout, half, bounds, tap)
+    return Network(spec, layers, readout, half, bounds, tap, columns)
+
+
+def _require_function(net, what):
+    if net.columns is not None:
+        raise ValueError(f"{what} needs a network drawn explicitly: a network drawn in Gram "
+                         "space (sampler='gram') is a sample of the gradients at its grid "
+                         "points only, not a function of its input")
+
+
+def _require_columns(net, columns):
+    if net.columns is not None and columns != net.columns:
+        raise ValueError(f"this network was drawn in Gram space for states of {net.columns} "
+                         f"columns (values and tangents at its grid points), got {columns}: "
+                         "sample it with points equal to the grid's point count")
 
 
 def _check_inputs(net, x):
@@ -93,11 +122,12 @@ def _check_inputs(net, x):
 
 def _run(net, s, ctx):
     """Output state of a pass (the family's fused kernel when the pass records nothing)."""
+    _require_columns(net, s.shape[1])
     fused = getattr(net.spec.family, "fused", None)
     stack = None if ctx.records or fused is None else fused(net)
     if stack is None:
         s, caches = run_forward(net.layers, s, ctx)
-        return net.readout @ s, caches
+        return net.read(net.readout, s, ctx), caches
     ws, bs, act = stack
     s, _ = run_forward(net.layers[:2], s, ctx)
     out, work = np.empty_like(s), np.empty_like(s)
@@ -139,6 +169,7 @@ def preactivations(net, x, backend="numba", stats_from=None):
 
 def _forward(net, x, backend, stats_from, record=False):
     x = _check_inputs(net, x)
+    _require_function(net, "preactivations" if record else "forward")
     ctx = Context(x.shape[0], get_backend(backend))
     if stats_from is not None and net.spec.batchnorm:
         ref = _check_inputs(net, stats_from)
@@ -198,6 +229,8 @@ def input_gradient(net, x, mode="forward", backend="numba", activity=False):
     if mode not in GRAD_MODES:
         raise ValueError(f"mode must be one of {', '.join(GRAD_MODES)}; got {mode!r}")
     x = _check_inputs(net, x)
+    if mode == "reverse":
+        _require_function(net, "mode='reverse'")
     p, d = x.shape
     if check_bool("activity", activity) and p < 2:
         raise ValueError("activity needs at least 2 grid points (points >= 2)")
@@ -257,13 +290,14 @@ def input_gradient_by_depth(net, x, backend="numba"):
                  f"forward-mode gradient with {ndir} tangent directions (points, input_dim)")
     ctx = Context(p, get_backend(backend))
     s = _tangent_seed(x, through)
+    _require_columns(net, s.shape[1])
     readouts = net.taps + [net.readout]
     out = np.empty((len(readouts), p, d), dtype=x.dtype)
     depth = 0
     for i, layer in enumerate(net.layers):
         s, _ = layer.forward(s, ctx)
         if depth < len(readouts) and i == net.bounds[depth]:
-            tang = (readouts[depth] @ s)[p:].reshape(ndir, p)
+            tang = net.read(readouts[depth], s, ctx)[p:].reshape(ndir, p)
             out[depth] = tang.sum(axis=1).reshape(p, d) if through else tang.T
             depth += 1
     return out

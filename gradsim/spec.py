@@ -15,6 +15,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from .families import ARCHS, FAMILIES, family, owned_fields
 from .families.activation import ACTIVATIONS, INITS, activation_rule
@@ -155,10 +156,10 @@ class NetSpec(JsonData):
         """The architecture family's module (:mod:`gradsim.families`)."""
         return FAMILIES[self.arch]
 
-    @property
+    @functools.cached_property
     def activation_rule(self):
         """How the sampler and the theories read the activation
-        (:class:`~gradsim.families.activation.ActivationRule`)."""
+        (:class:`~gradsim.families.activation.ActivationRule`; computed once per spec)."""
         return activation_rule(self)
 
     @property

@@ -159,11 +159,19 @@ def available_memory():
         return 2**40
 
 
+#: Memory requests this small are never refused (:func:`check_memory`).
+SMALL_BYTES = 16 * 2**20
+
+
 def check_memory(nbytes, what, fraction=0.8):
     """Raise ValueError if ``nbytes`` exceeds ``fraction`` of the available memory.
 
-    ``what`` names the parameters responsible, for the message.
+    ``what`` names the parameters responsible, for the message.  Requests of at most
+    :data:`SMALL_BYTES` pass without reading the available memory (a per-network check
+    would otherwise cost more than a small network's arithmetic).
     """
+    if nbytes <= SMALL_BYTES:
+        return
     limit = fraction * available_memory()
     if nbytes > limit:
         raise ValueError(

@@ -106,17 +106,20 @@ def test_simulate_command_overflow_keeps_the_old_file(tmp_path, capsys):
     assert out.read_bytes() == b"old result" and listing(tmp_path) == ["keep.npz"]
 
 
+@pytest.mark.parametrize("sampler", ["explicit", "gram"])
 @pytest.mark.parametrize("name", MC_OVERFLOW)
-def test_simulate_names_the_depth_where_the_range_runs_out(name):
+def test_simulate_names_the_depth_where_the_range_runs_out(name, sampler):
     """The depth in the message is where that network's gradient first leaves range: its
-    gradients at every depth (taps) are finite up to there and near the top of range."""
+    gradients at every depth (taps) are finite up to there and near the top of range
+    (in Gram space too: the Gram matrix is scaled so that it stays in range)."""
     _, spec, dtype = MC_OVERFLOW[name]
     with pytest.raises(ValueError, match=r"gradients overflow .* at depth (\d+) of") as exc:
-        simulate(spec, GRID, nets=2, seed=0, dtype=dtype, backend="numpy")
+        simulate(spec, GRID, nets=2, seed=0, dtype=dtype, backend="numpy", sampler=sampler)
     msg = str(exc.value)
     depth = int(msg.split("at depth ")[1].split(" ")[0])
     index = int(msg.split("(network ")[1].split(")")[0])
-    net = sample_network(spec, network_rng(0, index), dtype, taps=True)
+    net = sample_network(spec, network_rng(0, index), dtype, taps=True, sampler=sampler,
+                         points=GRID.points)
     with np.errstate(all="ignore"):
         g = input_gradient_by_depth(net, GRID.points_array(dtype), backend="numpy")
     assert np.isfinite(g[:depth - 1]).all() and not np.isfinite(g[depth - 1]).all()

@@ -97,7 +97,7 @@ def build(spec, draw):
         bh = draw.bias(n, spec.bias_var)
         b = np.concatenate([bh if bh is not None else np.zeros(n, dtype),
                             np.full(n, spec.gate_bias, dtype)])
-        layers.append(Highway(Dense(np.concatenate([wh, wt]), b), bn, draw.rule.layer))
+        layers.append(Highway(draw.linear(np.concatenate([wh, wt]), b), bn, draw.rule.layer))
     return (layers, bounds, *readout(spec, draw))
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..util import check_int, get_dtype
 
-__all__ = ["Context", "Dense", "BatchNorm", "Activation", "Residual", "Stack", "run_forward",
+__all__ = ["Context", "gram_product", "Dense", "BatchNorm", "Activation", "Residual", "Stack", "run_forward",
            "run_backward"]
 
 
@@ -62,6 +62,33 @@ def run_backward(layers, caches, g, ctx):
     return g
 
 
+def gram_product(w, s, ctx):
+    """``w @ R`` with ``R^T R = s^T s`` (``R``: ``k x m``, zero below the rank of ``s``):
+    for ``w`` with i.i.d. ``N(0, v)`` entries its rows are i.i.d. ``N(0, v s^T s)``, the
+    law of the rows of ``W s`` for a ``W`` with i.i.d. ``N(0, v)`` entries
+    (``docs/theory.md``, "Monte Carlo in Gram space").
+
+    ``w`` has ``k = min(s.shape)`` columns (its last axis).  The Gram matrix is one BLAS
+    product in float64 (float32 states are widened first, so it accumulates in float64);
+    its factor is :func:`gradsim.kernels.gram.gram_root`."""
+    h = s.astype(np.float64, copy=False)
+    m, k = s.shape[1], w.shape[-1]
+    # scaled by a power of two (exact) so that the Gram matrix stays in range wherever
+    # the state is: the sampler then overflows where the explicit product would
+    top = float(np.abs(h).max()) if h.size else 0.0
+    shift = int(np.frexp(top)[1]) if 0.0 < top < np.inf else 0
+    if shift:
+        h = np.ldexp(h, -shift)
+    gram = h.T @ h
+    if not np.isfinite(gram).all():  # a state out of range stays out of range (nan)
+        return w @ np.full((k, m), np.nan, dtype=s.dtype)
+    root = np.empty((m, m))
+    ctx.kern.gram_root(gram, np.empty((3, m)), root)
+    if shift:
+        root = np.ldexp(root, shift)
+    return w @ root[:k].astype(s.dtype, copy=False)
+
+
 @dataclasses.dataclass
 class Dense:
     """``z = w s + b`` (the bias on the values only).
@@ -69,22 +96,31 @@ class Dense:
     Attributes
     ----------
     w : ndarray, shape (N_out, N_in)
+        Or, with ``gram``, shape ``(N_out, k)``: i.i.d. ``N(0, sigma_w^2 / N_in)`` entries
+        that :func:`gram_product` maps onto the Gram matrix of the layer input, ``k`` the
+        most columns that can be used (``min(N_in, columns)``).
     b : ndarray, shape (N_out,) or None
     half : ndarray or None
         For a mirrored weight ``w = [P, -alpha_m P]``, the matrix ``P``.
+    gram : bool
+        Drawn in Gram space (forward mode only: there is no weight to transpose).
     """
 
     w: np.ndarray
     b: np.ndarray | None = None
     half: np.ndarray | None = None
+    gram: bool = False
 
     def forward(self, s, ctx):
-        z = self.w @ s
+        z = gram_product(self.w, s, ctx) if self.gram else self.w @ s
         if self.b is not None:
             z[:, : ctx.p] += self.b[:, None]
         return z, None
 
     def backward(self, g, cache, ctx):
+        if self.gram:
+            raise ValueError("a layer drawn in Gram space has no reverse mode "
+                             "(sampler='gram' needs mode='forward')")
         return self.w.T @ g
 
 
@@ -198,6 +234,10 @@ class Stack:
     taps : list of ndarray or None
         Readouts of the prefixes of depths ``1 .. depth - 1`` (sampled with
         ``taps=True``), drawn after every other parameter.
+    columns : int or None
+        For a network drawn in Gram space (every :class:`Dense` with ``gram``, readouts
+        of length ``min(F, columns)``): the state's column count it was drawn for
+        (values and tangents at the grid points), else None.
     """
 
     spec: object
@@ -206,6 +246,17 @@ class Stack:
     readout_half: np.ndarray | None = None
     bounds: list = dataclasses.field(default_factory=list)
     taps: list | None = None
+    columns: int | None = None
+
+    @property
+    def sampler(self):
+        """``'gram'`` for a network drawn in Gram space, else ``'explicit'``."""
+        return "explicit" if self.columns is None else "gram"
+
+    def read(self, u, s, ctx):
+        """The readout ``u`` applied to the last state ``s``: ``u @ s``, or in Gram space
+        :func:`gram_product`."""
+        return u @ s if self.columns is None else gram_product(u, s, ctx)
 
     @property
     def dtype(self):

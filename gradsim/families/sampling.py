@@ -12,7 +12,8 @@ import numpy as np
 
 from .layers import Dense
 
-__all__ = ["Sampler", "gaussian", "orthogonal", "stream_readout"]
+__all__ = ["Sampler", "gaussian", "orthogonal", "stream_readout", "SAMPLERS", "GAUSSIAN_COST",
+           "GRAM_LOOP_COST", "gram_refusal", "state_columns", "sampler_cost", "resolve_sampler"]
 
 
 def gaussian(rng, shape, var, dtype):
@@ -45,15 +46,38 @@ class Sampler:
     dtype : numpy float type
     rule : ActivationRule
         The spec's :func:`~gradsim.families.activation.activation_rule`.
+    columns : int, optional
+        Draw in Gram space for states of this many columns: every weight ``rows x cols``
+        becomes ``rows x min(cols, columns)`` i.i.d. Gaussians of the same variance
+        (:func:`~gradsim.families.layers.gram_product`), every readout likewise; needs
+        i.i.d. Gaussian weights (:func:`gram_refusal`).
     """
 
-    def __init__(self, spec, rng, dtype, rule):
+    def __init__(self, spec, rng, dtype, rule, columns=None):
         self.spec, self.rng, self.dtype, self.rule = spec, rng, dtype, rule
+        self.columns = columns
+
+    @property
+    def gram(self):
+        """True when drawing in Gram space."""
+        return self.columns is not None
+
+    def _used(self, cols):
+        return cols if self.columns is None else min(cols, self.columns)
+
+    def linear(self, w, b=None, half=None):
+        """A :class:`~gradsim.families.layers.Dense` layer of drawn ``w`` and ``b``."""
+        return Dense(w, b, half, self.gram)
 
     def weight(self, rows, cols, consumes_act):
         """Weight for a layer with ``cols`` inputs; mirrored if it consumes CReLU features
-        of a looks-linear net.  Returns ``(w, half)`` (``half`` is ``P`` or None)."""
+        of a looks-linear net.  Returns ``(w, half)`` (``half`` is ``P`` or None).  In
+        Gram space, ``rows x min(cols, columns)`` Gaussians of variance
+        ``weight_var / cols``."""
         s = self.spec
+        if self.gram:
+            return gaussian(self.rng, (rows, self._used(cols)), s.weight_var / cols,
+                            self.dtype), None
         if consumes_act and self.rule.mirrored:
             half_cols = cols // 2
             half = orthogonal(self.rng, rows, half_cols,
@@ -72,7 +96,7 @@ class Sampler:
     def dense(self, rows, cols, consumes_act, bias_var):
         """A :class:`~gradsim.families.layers.Dense` layer: its weight, then its bias."""
         w, half = self.weight(rows, cols, consumes_act)
-        return Dense(w, self.bias(rows, bias_var), half)
+        return self.linear(w, self.bias(rows, bias_var), half)
 
     def embedding(self):
         """The first layer ``W_0 x + b_0`` (input dimension to width, first-layer bias)."""
@@ -88,20 +112,21 @@ class Sampler:
         if s.init != "he" or count == 0:
             return [self.dense(rows, cols, True, bias_var) for _ in range(count)]
         nb = rows if bias_var > 0 else 0
-        block = self.rng.standard_normal((count, rows * cols + nb), dtype=self.dtype)
-        w = block[:, : rows * cols].reshape(count, rows, cols) * self.dtype(
+        k = self._used(cols)
+        block = self.rng.standard_normal((count, rows * k + nb), dtype=self.dtype)
+        w = block[:, : rows * k].reshape(count, rows, k) * self.dtype(
             math.sqrt(s.weight_var / cols))
-        b = (block[:, rows * cols:] * self.dtype(math.sqrt(bias_var))) if nb else None
-        return [Dense(w[i], None if b is None else b[i]) for i in range(count)]
+        b = (block[:, rows * k:] * self.dtype(math.sqrt(bias_var))) if nb else None
+        return [self.linear(w[i], None if b is None else b[i]) for i in range(count)]
 
     def readout(self, cols, consumes_act):
         """The readout ``u`` over ``cols`` features (mirrored ``[v, -mirror v]`` on CReLU
         features of a looks-linear net).  Returns ``(u, v)`` (``v`` None unmirrored)."""
         s = self.spec
-        if consumes_act and self.rule.mirrored:
+        if consumes_act and self.rule.mirrored and not self.gram:
             half = gaussian(self.rng, cols // 2, s.readout_var / cols, self.dtype)
             return np.concatenate([half, -self.dtype(s.mirror) * half]), half
-        return gaussian(self.rng, cols, s.readout_var / cols, self.dtype), None
+        return gaussian(self.rng, self._used(cols), s.readout_var / cols, self.dtype), None
 
 
 def stream_readout(spec, draw):
@@ -109,3 +134,86 @@ def stream_readout(spec, draw):
     hook of the families whose output is their residual or highway stream."""
     return draw.readout(spec.width, False)
 
+
+
+#: The samplers :func:`gradsim.simulate` offers.
+SAMPLERS = ("explicit", "gram", "auto")
+#: Cost model of :func:`sampler_cost`, in units of one float64 multiply-add in a matrix
+#: product: one standard Gaussian, and one multiply-add of the Gram kernel's loop.
+GAUSSIAN_COST, GRAM_LOOP_COST = 8.0, 4.0
+
+
+def gram_refusal(spec, mode="forward"):
+    """Why the Gram-space sampler cannot draw ``spec``'s networks, or None if it can.
+
+    It is exact in law only where every weight matrix has i.i.d. Gaussian entries
+    (``init='he'``, not looks-linear), and it carries no weights to transpose, so it is
+    forward mode only.
+    """
+    if mode != "forward":
+        return f"it is forward mode only (mode={mode!r} given)"
+    if spec.activation_rule.mirrored:
+        return ("it needs i.i.d. Gaussian weights, and looks-linear weights are mirrored "
+                "orthogonal matrices")
+    if spec.init != "he":
+        return (f"it needs i.i.d. Gaussian weights (init='he'), and init={spec.init!r} "
+                "draws orthogonal matrices")
+    return None
+
+
+def state_columns(spec, points, mode="forward"):
+    """Columns of the forward-mode state on ``points`` inputs: the values, then one block
+    of tangents per direction (``d``, or ``P d`` with batch norm differentiated
+    ``through``).  Reverse mode carries the values only."""
+    if mode != "forward":
+        return points
+    through = spec.batchnorm and spec.bn_grad == "through"
+    return (1 + (points * spec.input_dim if through else spec.input_dim)) * points
+
+
+def sampler_cost(rows, cols, columns, sampler):
+    """Cost of one ``rows x cols`` layer on a state of ``columns`` columns.
+
+    Explicit: ``rows cols`` Gaussians and ``rows cols m`` multiply-adds.  Gram space, with
+    ``k = min(cols, m)``: ``rows k`` Gaussians, the Gram matrix (``cols m (m + 1) / 2``
+    multiply-adds of the kernel's loop), its pivoted Cholesky (at most ``m^2 k``) and the
+    product (``rows k m``).  Units: one multiply-add of a matrix product, with
+    :data:`GAUSSIAN_COST` and :data:`GRAM_LOOP_COST` (measured on the development
+    machine, ``docs/conventions.md``).
+    """
+    m = columns
+    if sampler == "explicit":
+        return GAUSSIAN_COST * rows * cols + rows * cols * m
+    k = min(cols, m)
+    return (GAUSSIAN_COST * rows * k + GRAM_LOOP_COST * cols * m * (m + 1) / 2
+            + m * m * k + rows * k * m)
+
+
+def resolve_sampler(spec, points, mode="forward", sampler="auto"):
+    """The sampler a run uses: ``'explicit'`` or ``'gram'``.
+
+    ``'auto'`` takes Gram space where it applies (:func:`gram_refusal`) and the cost model
+    (:func:`sampler_cost`, for a hidden ``width x features`` layer on the run's state)
+    says it is cheaper; ``'gram'`` where it does not apply raises.
+
+    Raises
+    ------
+    ValueError
+        For an unknown sampler, or ``'gram'`` where it does not apply (the message names
+        ``sampler`` and why).
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
+    if sampler == "explicit":
+        return sampler
+    why = gram_refusal(spec, mode)
+    if sampler == "gram":
+        if why is not None:
+            raise ValueError(f"sampler='gram' does not apply: {why}")
+        return sampler
+    if why is not None:
+        return "explicit"
+    m = state_columns(spec, points, mode)
+    rows, cols = spec.width, spec.features
+    cheaper = sampler_cost(rows, cols, m, "gram") < sampler_cost(rows, cols, m, "explicit")
+    return "gram" if cheaper else "explicit"

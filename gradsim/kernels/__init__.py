@@ -8,6 +8,8 @@ numba                  NumPy twin                  what
 :mod:`.highway`        :mod:`.highway_numpy`       the highway gate combination
 :mod:`.conv`           :mod:`.conv_numpy`          im2col and its adjoint col2im
 :mod:`.nngp`           :mod:`.nngp_numpy`          the exact infinite-width kernel program
+:mod:`.gram`           :mod:`.gram_numpy`          a square root of a layer input's Gram
+                                                   matrix (the Gram-space sampler)
 =====================  ==========================  ======================================
 
 and :mod:`.arccos`, the one scalar arc-cosine map of the ab-ReLU that the theory calls,
@@ -37,7 +39,7 @@ PJIT = dict(JIT, parallel=True)
 
 #: The kernel modules, each ``(numba module, NumPy twin)``.
 PAIRS = (("dense", "dense_numpy"), ("highway", "highway_numpy"), ("conv", "conv_numpy"),
-         ("nngp", "nngp_numpy"))
+         ("nngp", "nngp_numpy"), ("gram", "gram_numpy"))
 #: Backend name -> index of its module in each pair of :data:`PAIRS`.
 BACKENDS = {"numba": 0, "numpy": 1}
 
