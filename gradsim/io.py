@@ -65,7 +65,7 @@ def save(path, sim, force=False):
         "grid": sim.grid.to_json(),
         "meta": json.dumps({
             "seed": sim.seed, "nets": sim.nets, "mode": sim.mode, "dtype": sim.dtype,
-            "version": __version__,
+            "sampler": sim.sampler, "version": __version__,
         }, sort_keys=True),
     }
     if sim.activity is not None:
@@ -121,4 +121,5 @@ def load(path):
             or (act is not None and act.shape != (grad.shape[0], spec.n_act_layers, 2))):
         raise ValueError(f"{path} is not a readable gradsim .npz file: inconsistent shapes")
     return Simulation(spec, grid, x, meta.get("seed"), meta["nets"], meta.get("mode", "forward"),
-                      meta.get("dtype", "float64"), grad, act)
+                      meta.get("dtype", "float64"), grad, act,
+                      sampler=meta.get("sampler", "explicit"))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 
+from ..families.sampling import SAMPLERS, resolve_sampler
 from ..grids import GRIDS, GridSpec
 from ..parallel import available_cores, check_workers
 from ..spec import ACTIVATIONS, ARCHS, BN_GRADS, INITS, NetSpec
 
 __all__ = ["UsageError", "Parser", "add_spec_options", "spec_from_args", "add_grid_options",
-           "grid_from_args", "add_workers_option", "workers_from"]
+           "grid_from_args", "add_workers_option", "workers_from", "add_sampler_option",
+           "sampler_from"]
 
 
 class UsageError(Exception):
@@ -113,3 +115,23 @@ def workers_from(args, tasks=None):
     workers = available_cores() if args.workers is None else check_workers(args.workers)
     return workers if tasks is None else max(1, min(workers, tasks))
 
+
+
+def add_sampler_option(group):
+    """Add ``--sampler {auto,explicit,gram}`` (default auto)."""
+    group.add_argument(
+        "--sampler", choices=SAMPLERS, default="auto",
+        help="how networks are drawn: explicit weight matrices, or each layer from the Gram "
+             "matrix of its input (gram: the same law for Gaussian weights, forward mode "
+             "only, far cheaper for wide nets on few points); auto (default) takes the "
+             "cheaper where gram applies")
+
+
+def sampler_from(args, spec, points, mode="forward"):
+    """The sampler ``--sampler`` resolves to; a ``ValueError`` naming the option where
+    ``gram`` does not apply (before anything is computed or written)."""
+    try:
+        return resolve_sampler(spec, points, mode, args.sampler)
+    except ValueError as exc:
+        reason = str(exc).split(": ", 1)[-1]
+        raise ValueError(f"--sampler {args.sampler} does not apply: {reason}") from None

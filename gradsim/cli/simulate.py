@@ -11,9 +11,11 @@ from ..nets import GRAD_MODES
 from ..util import check_output
 from .common import (
     add_grid_options,
+    add_sampler_option,
     add_spec_options,
     add_workers_option,
     grid_from_args,
+    sampler_from,
     spec_from_args,
     workers_from,
 )
@@ -42,6 +44,7 @@ def add_command(sub):
     r.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     r.add_argument("--activity", action="store_true",
                    help="also record active and co-active proportions per layer")
+    add_sampler_option(r)
     add_workers_option(r)
     r.add_argument("--out", required=True, help="output .npz file")
     r.add_argument("--force", action="store_true", help="overwrite an existing output file")
@@ -52,13 +55,14 @@ def add_command(sub):
 def _cmd_simulate(args):
     spec = spec_from_args(args)
     grid = grid_from_args(args, spec)
+    sampler = sampler_from(args, spec, grid.points, args.mode)
     out = check_output(args.out, args.force)
     t0 = time.perf_counter()
     result = simulate(spec, grid, nets=args.nets, seed=args.seed, chunk=args.chunk,
                       mode=args.mode, dtype=args.dtype, activity=args.activity,
-                      workers=workers_from(args, tasks(args)))
+                      workers=workers_from(args, tasks(args)), sampler=sampler)
     save(out, result, force=args.force)
     if not args.quiet:
-        print(f"wrote {out}: {args.nets} nets x {grid.points} points "
+        print(f"wrote {out}: {args.nets} nets x {grid.points} points, {sampler} sampler "
               f"({time.perf_counter() - t0:.1f} s)")
     return 0

@@ -15,9 +15,11 @@ from ..theory.exact import exact_gradient_covariance
 from ..util import check_output
 from .common import (
     add_grid_options,
+    add_sampler_option,
     add_spec_options,
     add_workers_option,
     grid_from_args,
+    sampler_from,
     spec_from_args,
     workers_from,
 )
@@ -60,6 +62,7 @@ def add_commands(sub):
     cmp_.add_argument("--nets", type=int, required=True, help="number of networks >= 2")
     cmp_.add_argument("--seed", type=int, required=True, help="root seed >= 0")
     cmp_.add_argument("--chunk", type=int, help="networks per chunk")
+    add_sampler_option(cmp_)
     add_workers_option(cmp_)
     cmp_.add_argument("--json", action="store_true",
                       help="print JSON rows (null where a number is undefined or infinite)")
@@ -132,15 +135,17 @@ def _cmd_compare(args):
             raise ValueError(f"index must be in [0, {grid.points - 1}]")
     if args.nets < 2:
         raise ValueError(f"nets must be an integer in [2, 1000000000], got {args.nets}")
+    sampler = sampler_from(args, spec, grid.points)
     sim = simulate(spec, grid, nets=args.nets, seed=args.seed, chunk=args.chunk,
-                   workers=workers_from(args, tasks(args)))
+                   workers=workers_from(args, tasks(args)), sampler=sampler)
     rows = compare_spec(spec, sim.grad[:, i], sim.grad[:, j], pts[i], pts[j])
     rows += grid_rows(spec, grid, sim.grad, i, seed=args.seed)
     if args.json:
         print(json.dumps({"x_index": i, "y_index": j, "nets": args.nets, "seed": args.seed,
-                          "rows": [_finite(r.to_dict()) for r in rows]}, allow_nan=False))
+                          "sampler": sampler, "rows": [_finite(r.to_dict()) for r in rows]}, allow_nan=False))
         return 0
-    print(f"{args.nets} nets, seed {args.seed}; x = grid point {i}, y = grid point {j}")
+    print(f"{args.nets} nets, seed {args.seed}, {sampler} sampler; x = grid point {i}, "
+          f"y = grid point {j}")
     print(f"{'statistic':12} {'theory':>10} {'estimate':>10} {'se':>9} {'z':>7} "
           f"{'rel err':>8}  model")
     for r in rows:

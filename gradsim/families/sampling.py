@@ -13,7 +13,7 @@ import numpy as np
 from .layers import Dense
 
 __all__ = ["Sampler", "gaussian", "orthogonal", "stream_readout", "SAMPLERS", "GAUSSIAN_COST",
-           "GRAM_LOOP_COST", "gram_refusal", "state_columns", "sampler_cost", "resolve_sampler"]
+           "GRAM_COST", "gram_refusal", "state_columns", "sampler_cost", "resolve_sampler"]
 
 
 def gaussian(rng, shape, var, dtype):
@@ -139,17 +139,24 @@ def stream_readout(spec, draw):
 #: The samplers :func:`gradsim.simulate` offers.
 SAMPLERS = ("explicit", "gram", "auto")
 #: Cost model of :func:`sampler_cost`, in units of one float64 multiply-add in a matrix
-#: product: one standard Gaussian, and one multiply-add of the Gram kernel's loop.
-GAUSSIAN_COST, GRAM_LOOP_COST = 8.0, 4.0
+#: product: one standard Gaussian, and one multiply-add of the Gram matrix and its
+#: factorisation (chosen so that ``auto`` picks the faster sampler in the measurements of
+#: ``docs/conventions.md``, "Samplers").
+GAUSSIAN_COST, GRAM_COST = 300.0, 4.0
 
 
 def gram_refusal(spec, mode="forward"):
     """Why the Gram-space sampler cannot draw ``spec``'s networks, or None if it can.
 
     It is exact in law only where every weight matrix has i.i.d. Gaussian entries
-    (``init='he'``, not looks-linear), and it carries no weights to transpose, so it is
-    forward mode only.
+    (``init='he'``, not looks-linear) acting on independent rows (not a conv net's shared
+    kernels), and it carries no weights to transpose, so it is forward mode only.
     """
+    from ..conv.spec import ConvSpec  # noqa: PLC0415 - conv depends on families
+
+    if isinstance(spec, ConvSpec):
+        return ("conv nets share each kernel across positions, so the rows of a layer are "
+                "not independent given its input")
     if mode != "forward":
         return f"it is forward mode only (mode={mode!r} given)"
     if spec.activation_rule.mirrored:
@@ -175,18 +182,17 @@ def sampler_cost(rows, cols, columns, sampler):
     """Cost of one ``rows x cols`` layer on a state of ``columns`` columns.
 
     Explicit: ``rows cols`` Gaussians and ``rows cols m`` multiply-adds.  Gram space, with
-    ``k = min(cols, m)``: ``rows k`` Gaussians, the Gram matrix (``cols m (m + 1) / 2``
-    multiply-adds of the kernel's loop), its pivoted Cholesky (at most ``m^2 k``) and the
-    product (``rows k m``).  Units: one multiply-add of a matrix product, with
-    :data:`GAUSSIAN_COST` and :data:`GRAM_LOOP_COST` (measured on the development
-    machine, ``docs/conventions.md``).
+    ``k = min(cols, m)``: ``rows k`` Gaussians, the Gram matrix and its pivoted Cholesky
+    (``cols m (m + 1) / 2 + m^2 k`` multiply-adds at :data:`GRAM_COST` each) and the
+    product (``rows k m``).  Units: one multiply-add of a matrix product; one Gaussian
+    costs :data:`GAUSSIAN_COST`.
     """
     m = columns
     if sampler == "explicit":
         return GAUSSIAN_COST * rows * cols + rows * cols * m
     k = min(cols, m)
-    return (GAUSSIAN_COST * rows * k + GRAM_LOOP_COST * cols * m * (m + 1) / 2
-            + m * m * k + rows * k * m)
+    return (GAUSSIAN_COST * rows * k + GRAM_COST * (cols * m * (m + 1) / 2 + m * m * k)
+            + rows * k * m)
 
 
 def resolve_sampler(spec, points, mode="forward", sampler="auto"):

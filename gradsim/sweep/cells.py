@@ -18,6 +18,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..compare import compare, predict
+from ..families.sampling import resolve_sampler
 from ..montecarlo import iter_chunks
 from ..stats import Estimate, Moments, Stream, acf_rows, pair_estimates
 from ..theory import covers
@@ -130,7 +131,7 @@ def _lag1_theory(model, spec, grid, est, gp_nets, seed):
 
 
 def compute_cell(spec, grid, seed, nets, chunk=16, pair=(0, 1), statistics=STATISTICS,
-                 theory=(), gp_nets=4000, progress=None):
+                 theory=(), gp_nets=4000, progress=None, sampler="auto"):
     """Monte Carlo sums, estimates and theory comparisons of one cell: a pure function.
 
     Networks ``0 .. nets - 1`` come from :func:`gradsim.montecarlo.iter_chunks` (network
@@ -156,20 +157,24 @@ def compute_cell(spec, grid, seed, nets, chunk=16, pair=(0, 1), statistics=STATI
         ``gp_nets`` Gaussian-process draws seeded with ``seed % 10**6``).  A model that
         does not cover the spec (:func:`gradsim.theory.covers`), or needs an angle at an
         input at 0 without a first-layer bias, is recorded as not covered, with the reason.
+    sampler : {'auto', 'explicit', 'gram'}
+        As for :func:`gradsim.simulate`; the one used is recorded as ``sampler``.
     progress : callable, optional
         ``progress(done, nets)`` after each chunk.
 
     Returns
     -------
     dict
-        ``sums``, ``estimates`` (value, se, n; null where undefined), ``theory``
+        ``sums``, ``estimates`` (value, se, n; null where undefined), ``sampler``, ``theory``
         (model -> statistic -> comparison or ``{"covered": false, "reason": ...}``) and
         ``seconds``.
     """
     t0 = time.perf_counter()
     i, j = pair
     mom, acf = Moments(3), Stream(2)
-    for ch in iter_chunks(spec, grid, nets, seed, chunk, mode=gradient_mode(spec)):
+    mode = gradient_mode(spec)
+    used = resolve_sampler(spec, grid.points, mode, sampler)
+    for ch in iter_chunks(spec, grid, nets, seed, chunk, mode=mode, sampler=used):
         gx, gy = ch.grad[:, i, :], ch.grad[:, j, :]
         mom.update(np.stack([(gx * gx).sum(1), (gy * gy).sum(1), (gx * gy).sum(1)], axis=1))
         if "lag1" in statistics:
@@ -186,4 +191,4 @@ def compute_cell(spec, grid, seed, nets, chunk=16, pair=(0, 1), statistics=STATI
     return {"sums": sums, "estimates": {s: _estimate_dict(est[s]) for s in statistics},
             "theory": {m: _theory(m, spec, grid, seed, pair, gp_nets, est, statistics)
                        for m in theory},
-            "seconds": round(time.perf_counter() - t0, 3)}
+            "sampler": used, "seconds": round(time.perf_counter() - t0, 3)}

@@ -23,6 +23,7 @@ import numpy as np
 from ..compare import MODELS
 from ..grids import GridSpec
 from ..kernels.arccos import pair_layout
+from ..families.sampling import SAMPLERS, gram_refusal, resolve_sampler
 from ..montecarlo import MAX_NETS, network_bytes
 from ..spec import NetSpec
 from ..theory import covers
@@ -52,7 +53,7 @@ _FIELDS = {f.name: f.default for f in dataclasses.fields(NetSpec)}
 _GRID_NAMES = {"kind": "grid", "points": "points", "lo": "range lo", "hi": "range hi",
                "seed": "grid seed", "radius": "radius"}
 _TOP = ("spec", "grid", "axes", "nets", "seed", "chunk", "statistics", "theory", "pair",
-        "gp_nets", "skip_invalid", "x_axis", "figures")
+        "gp_nets", "skip_invalid", "x_axis", "figures", "sampler")
 _FORMATS = ("png", "pdf", "svg")
 
 
@@ -96,6 +97,7 @@ class Sweep:
     figures: tuple
     cells: tuple
     skipped: tuple
+    sampler: str = "auto"
 
     def canonical(self):
         """The sweep's content as plain data: what its hash covers.
@@ -108,7 +110,7 @@ class Sweep:
                 "axes": [[n, list(v)] for n, v in self.axes], "nets": self.nets,
                 "seed": self.seed, "statistics": list(self.statistics),
                 "theory": list(self.theory), "pair_index": list(self.pair_index),
-                "gp_nets": self.gp_nets,
+                "gp_nets": self.gp_nets, "sampler": self.sampler,
                 "skip_invalid": self.skip_invalid, "x_axis": self.x_axis}
 
     @functools.cached_property
@@ -219,11 +221,14 @@ def parse_sweep(data, source="sweep"):
     figures = data.get("figures", ["png", "pdf"])
     figures = () if figures == [] else _names("figures", figures, _FORMATS)
     grid = {k: v for k, v in grid.to_dict().items() if k != "dim"}
+    sampler = data.get("sampler", "auto")
+    if not isinstance(sampler, str) or sampler not in SAMPLERS:
+        raise ValueError(f"sampler: must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     sweep = Sweep(base, grid, axes,
                   _int("nets", data["nets"], 2, MAX_NETS), seed,
                   _int("chunk", data.get("chunk", 16), 1, MAX_NETS), stats, theory, pair,
                   pair_index, _int("gp_nets", data.get("gp_nets", 4000), 2, 10**6), skip,
-                  x_axis, figures, (), ())
+                  x_axis, figures, (), (), sampler)
     cells, skipped = _expand(sweep)
     _check_size(sweep, cells)
     return dataclasses.replace(sweep, cells=tuple(cells), skipped=tuple(skipped))
@@ -379,16 +384,19 @@ def _expand(sweep):
                                  "skip_invalid = true to leave such cells out)") from None
             skipped.append((index, params, str(exc)))
             continue
-        _check_cell(sweep, spec, grid)
+        _check_cell(sweep, spec, grid, params)
         cells.append(Cell(index, params, spec, grid, cell_seed(sweep.seed, spec)))
     if not cells:
         raise ValueError("axes: no valid cell")
     return cells, skipped
 
 
-def _check_cell(sweep, spec, grid):
+def _check_cell(sweep, spec, grid, params):
     if "lag1" in sweep.statistics and (spec.input_dim != 1 or grid.points < 3):
         raise ValueError("statistics: lag1 needs input_dim = 1 and at least 3 grid points")
+    why = gram_refusal(spec, gradient_mode(spec)) if sweep.sampler == "gram" else None
+    if why is not None:
+        raise ValueError(f"sampler: gram does not apply to cell {_label(params)}: {why}")
 
 
 def _label(params):
@@ -415,7 +423,9 @@ def _check_size(sweep, cells):
                          f"(cells x nets x points x input_dim), more than {MAX_ENTRIES:.0e}; "
                          "reduce nets, grid.points or the axes")
     m = min(sweep.chunk, sweep.nets)
-    worst = max(network_bytes(c.spec, c.grid.points, gradient_mode(c.spec))
+    worst = max(network_bytes(c.spec, c.grid.points, gradient_mode(c.spec),
+                              sampler=resolve_sampler(c.spec, c.grid.points,
+                                                      gradient_mode(c.spec), sweep.sampler))
                 + 2 * m * c.grid.points * c.spec.input_dim * 8 for c in cells)
     check_memory(worst, "chunk: one chunk of networks of the largest cell (width, depth, "
                         "grid.points, chunk)")
