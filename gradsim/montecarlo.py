@@ -21,8 +21,8 @@ import math
 
 import numpy as np
 
-from .grids import GridSpec
 from .families.sampling import resolve_sampler, state_columns
+from .grids import GridSpec
 from .nets import GRAD_MODES, input_gradient, input_gradient_by_depth, sample_network
 from .parallel import check_workers, ordered_map
 from .spec import NetSpec
@@ -129,7 +129,7 @@ def _check_run(spec, grid, nets, seed, chunk, mode, dtype, activity, sampler="ex
 def network_bytes(spec, points, mode, itemsize=8, sampler="explicit"):
     """Rough peak bytes to sample and differentiate one network on ``points`` inputs
     (drawn with ``sampler``, ``'explicit'`` or ``'gram'``)."""
-    n, f, d, L = spec.width, spec.features, spec.input_dim, spec.n_act_layers
+    n, f, L = spec.width, spec.features, spec.n_act_layers
     cols = state_columns(spec, points, mode)
     params = spec.family.parameter_count(spec)
     if sampler == "gram":  # weights of min(fan_in, cols) columns, and the Gram work space

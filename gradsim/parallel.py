@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -57,6 +58,8 @@ def _init_worker():
     _LIMITS = threadpool_limits(limits=1)
     os.environ["NUMBA_NUM_THREADS"] = "1"
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # blocked since the spawn (_sigint_blocked)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
@@ -66,6 +69,22 @@ def _exit_with(parent):
     """Wait for the parent process to end, then end this one."""
     parent.join()
     os._exit(1)
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+    """Ctrl-C held back (not lost) in this thread while workers may be spawned: a spawned
+    worker inherits the blocked mask, so a Ctrl-C during its start-up (seconds, before
+    :func:`_init_worker` ignores it) waits and is then discarded there, while here it is
+    delivered as soon as the mask is restored."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _get_pool(workers):
@@ -120,7 +139,8 @@ def ordered_map(fn, tasks, workers):
     pending = collections.deque()
     try:
         for task in tasks:
-            pending.append(pool.submit(fn, *task))
+            with _sigint_blocked():  # submit may spawn a worker
+                pending.append(pool.submit(fn, *task))
             if len(pending) >= 2 * workers:
                 yield pending.popleft().result()
         while pending:

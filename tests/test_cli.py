@@ -424,3 +424,37 @@ def test_output_file_mode_follows_umask(tmp_path):
     finally:
         os.umask(old)
     assert out.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("extra, why", [
+    pytest.param(["--init", "orthogonal"], "init='orthogonal'", id="orthogonal"),
+    pytest.param(["--activation", "crelu", "--init", "looks-linear"], "looks-linear",
+                 id="looks-linear"),
+    pytest.param(["--mode", "reverse"], "forward mode only", id="reverse"),
+])
+def test_sampler_gram_where_it_does_not_apply_is_one_line(tmp_path, capsys, extra, why):
+    """--sampler gram with weights that are not i.i.d. Gaussian, or in reverse mode: exit 2,
+    one line naming the option and why, an existing output untouched."""
+    out = tmp_path / "keep.npz"
+    out.write_bytes(b"old result")
+    code, stdout, stderr = run(capsys, base_args(out, "--sampler", "gram", "--force", *extra))
+    assert_clean_error(code, stdout, stderr, ["--sampler gram", why])
+    assert out.read_bytes() == b"old result" and listing(tmp_path) == ["keep.npz"]
+
+
+def test_sampler_is_recorded_and_printed(tmp_path, capsys):
+    """The result file records the sampler used: auto resolves to gram on 2 points at
+    width 256 and to explicit with --sampler explicit; the two differ (other Gaussians)."""
+    used = {}
+    for sampler in ("auto", "explicit"):
+        out = tmp_path / f"{sampler}.npz"
+        code, stdout, stderr = run(capsys, ["simulate", "--depth", "2", "--width", "256",
+                                            "--points", "2", "--nets", "3", "--seed", "1",
+                                            "--workers", "1", "--sampler", sampler,
+                                            "--out", str(out)])
+        assert code == 0, stderr
+        sim = gradsim.load(out)
+        used[sampler] = sim
+        assert f"{sim.sampler} sampler" in stdout
+    assert used["auto"].sampler == "gram" and used["explicit"].sampler == "explicit"
+    assert not np.array_equal(used["auto"].grad, used["explicit"].grad)

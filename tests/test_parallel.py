@@ -42,14 +42,14 @@ def _alive(pids):
     return [p for p in pids if (_stat(p) or ["Z"])[0] != "Z"]
 
 
-def _start():
+def _start(settle=1.0):
     proc = subprocess.Popen([sys.executable, "-c", _RUN], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stdout.readline() == "running\n"
     deadline = time.time() + 60
     while len(_children(proc.pid)) < 2 and time.time() < deadline:
         time.sleep(0.05)
-    time.sleep(1.0)  # the workers are computing
+    time.sleep(settle)  # the workers are computing (or, with 0, still starting)
     kids = _children(proc.pid)
     assert len(kids) >= 2, kids
     return proc, kids
@@ -70,8 +70,11 @@ def test_workers_exit_when_their_parent_is_killed():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_ctrl_c_reaches_the_group_and_only_the_parent_reports_it():
-    proc, kids = _start()
+@pytest.mark.parametrize("settle", [1.0, 0.1, 0.3], ids=["computing", "starting", "importing"])
+def test_ctrl_c_reaches_the_group_and_only_the_parent_reports_it(settle):
+    """Also while the workers are still importing (before their initializer runs): they
+    are spawned with Ctrl-C blocked, so only the parent reports it."""
+    proc, kids = _start(settle)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal does
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0

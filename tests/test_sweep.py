@@ -480,7 +480,11 @@ BAD = [
     ({'depth = [1, 2]': f'depth = {list(range(1, 101))}\n'
                         f'weight_var = {[i / 10 for i in range(1, 31)]}'},
      'axes: 12000 cells .* more than 10000'),
-    ({'width = 4': 'width = 1000000'}, 'chunk: one chunk of networks .* memory'),
+    ({'width = 4': 'width = 1000000', 'nets = 6': 'nets = 6\nsampler = "explicit"'},
+     'chunk: one chunk of networks .* memory'),
+    ({'nets = 6': 'nets = 6\nsampler = "fast"'}, 'sampler: must be one of explicit, gram, auto'),
+    ({'width = 4': 'width = 4\ninit = "orthogonal"', 'nets = 6': 'nets = 6\nsampler = "gram"'},
+     'sampler: gram does not apply to cell .* orthogonal'),
     ({'nets = 6': 'nets = 6\nstatistics = ["kurtosis"]'}, "statistics: 'kurtosis' is not"),
     ({'nets = 6': 'nets = 6\nstatistics = []'}, 'statistics: must be a non-empty list'),
     ({'nets = 6': 'nets = 6\ntheory = ["exact", "gp"]'}, "theory: 'gp' is not one of"),

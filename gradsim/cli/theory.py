@@ -142,7 +142,8 @@ def _cmd_compare(args):
     rows += grid_rows(spec, grid, sim.grad, i, seed=args.seed)
     if args.json:
         print(json.dumps({"x_index": i, "y_index": j, "nets": args.nets, "seed": args.seed,
-                          "sampler": sampler, "rows": [_finite(r.to_dict()) for r in rows]}, allow_nan=False))
+                          "sampler": sampler,
+                          "rows": [_finite(r.to_dict()) for r in rows]}, allow_nan=False))
         return 0
     print(f"{args.nets} nets, seed {args.seed}, {sampler} sampler; x = grid point {i}, "
           f"y = grid point {j}")

@@ -18,8 +18,8 @@ import numpy as np
 
 from ..util import check_int, get_dtype
 
-__all__ = ["Context", "gram_product", "Dense", "BatchNorm", "Activation", "Residual", "Stack", "run_forward",
-           "run_backward"]
+__all__ = ["Context", "gram_product", "Dense", "BatchNorm", "Activation", "Residual", "Stack",
+           "run_forward", "run_backward"]
 
 
 @dataclasses.dataclass

@@ -131,7 +131,7 @@ def _lag1_theory(model, spec, grid, est, gp_nets, seed):
 
 
 def compute_cell(spec, grid, seed, nets, chunk=16, pair=(0, 1), statistics=STATISTICS,
-                 theory=(), gp_nets=4000, progress=None, sampler="auto"):
+                 theory=(), gp_nets=4000, sampler="auto", progress=None):
     """Monte Carlo sums, estimates and theory comparisons of one cell: a pure function.
 
     Networks ``0 .. nets - 1`` come from :func:`gradsim.montecarlo.iter_chunks` (network

@@ -58,7 +58,7 @@ def choose_engine(engine, scheduler, workers):
 
 def _task_args(sweep, cell):
     return (cell.spec, cell.grid, cell.seed, sweep.nets, sweep.chunk, sweep.pair_index,
-            sweep.statistics, sweep.theory, sweep.gp_nets, None, sweep.sampler)
+            sweep.statistics, sweep.theory, sweep.gp_nets, sweep.sampler)
 
 
 def run_serial(sweep, todo, on_result, progress):

@@ -21,9 +21,9 @@ import os
 import numpy as np
 
 from ..compare import MODELS
+from ..families.sampling import SAMPLERS, gram_refusal, resolve_sampler
 from ..grids import GridSpec
 from ..kernels.arccos import pair_layout
-from ..families.sampling import SAMPLERS, gram_refusal, resolve_sampler
 from ..montecarlo import MAX_NETS, network_bytes
 from ..spec import NetSpec
 from ..theory import covers
