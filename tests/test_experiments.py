@@ -43,6 +43,8 @@ TINY = {
                          mirror_depth=3, mirrors=[0.0, 1.0], nets=3),
     "spectra": dict(width=8, points=16, nets=3, depths=[2, 3], resnet_depth=2),
     "kurtosis": dict(widths=[4], depth=2, nets=20, check_depth=1),
+    "width_scan": dict(widths=[8, 16, 32], depths=[2, 3], net_budget=64, min_nets=4,
+                       max_nets=20, tail=1),
     "paper_model": dict(width=4, depth=3, nets=20, bn_depths=[1, 3]),
     "convnets": dict(channels=1, points=8, nets=2, depths=[1, 2]),
     "training": dict(families="relu,crelu-ll", depths=[1, 3], width=4, epochs=1,

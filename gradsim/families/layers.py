@@ -62,6 +62,10 @@ def run_backward(layers, caches, g, ctx):
     return g
 
 
+# a Gram matrix whose largest diagonal entry lies between these is formed unscaled
+_GRAM_LOW, _GRAM_HIGH = 2.0**-900, 2.0**900
+
+
 def gram_product(w, s, ctx):
     """``w @ R`` with ``R^T R = s^T s`` (``R``: ``k x m``, zero below the rank of ``s``):
     for ``w`` with i.i.d. ``N(0, v)`` entries its rows are i.i.d. ``N(0, v s^T s)``, the
@@ -73,15 +77,18 @@ def gram_product(w, s, ctx):
     its factor is :func:`gradsim.kernels.gram.gram_root`."""
     h = s.astype(np.float64, copy=False)
     m, k = s.shape[1], w.shape[-1]
-    # scaled by a power of two (exact) so that the Gram matrix stays in range wherever
-    # the state is: the sampler then overflows where the explicit product would
-    top = float(np.abs(h).max()) if h.size else 0.0
-    shift = int(np.frexp(top)[1]) if 0.0 < top < np.inf else 0
-    if shift:
-        h = np.ldexp(h, -shift)
-    gram = h.T @ h
-    if not np.isfinite(gram).all():  # a state out of range stays out of range (nan)
-        return w @ np.full((k, m), np.nan, dtype=s.dtype)
+    gram, shift = h.T @ h, 0
+    top = float(gram.diagonal().max()) if m else 0.0
+    if not (_GRAM_LOW < top < _GRAM_HIGH or top == 0.0) or not np.isfinite(gram).all():
+        # near the ends of the range: scale the state by a power of two (exact) so that
+        # the Gram matrix is in range wherever the state is, and the sampler overflows
+        # where the explicit product would
+        big = float(np.abs(h).max())
+        shift = int(np.frexp(big)[1]) if 0.0 < big < np.inf else 0
+        scaled = np.ldexp(h, -shift)
+        gram = scaled.T @ scaled
+        if not np.isfinite(gram).all():  # a state out of range stays out of range (nan)
+            return w @ np.full((k, m), np.nan, dtype=s.dtype)
     root = np.empty((m, m))
     ctx.kern.gram_root(gram, np.empty((3, m)), root)
     if shift:
