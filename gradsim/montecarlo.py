@@ -16,6 +16,7 @@ found by running the offending network again depth by depth (``docs/theory.md``,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 
@@ -104,6 +105,17 @@ class Simulation:
     acf: Stream | None = None
     spectrum: Stream | None = None
     sampler: str = "explicit"
+
+
+def _blas_threads(sampler, workers):
+    """One BLAS thread for Gram-space networks computed in this process: their products
+    are tall and skinny (``n x k`` by ``k x m``), and a second thread made them an order of
+    magnitude slower (measured, ``docs/performance.md``); worker processes use one each."""
+    if sampler != "gram" or workers != 1:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415 - only when needed
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _check_run(spec, grid, nets, seed, chunk, mode, dtype, activity, sampler="explicit"):
@@ -224,8 +236,9 @@ def iter_chunks(spec, grid, nets, seed, chunk=None, mode="forward", backend="num
     starts = range(0, nets, chunk)
     tasks = ((spec, grid, seed, a, min(a + chunk, nets), mode, backend, dtype, activity,
               sampler) for a in starts)
-    for start, (grads, acts) in zip(starts, ordered_map(_chunk_task, tasks, workers)):
-        yield Chunk(start, grads, acts)
+    with _blas_threads(sampler, workers):
+        for start, (grads, acts) in zip(starts, ordered_map(_chunk_task, tasks, workers)):
+            yield Chunk(start, grads, acts)
 
 
 def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
@@ -392,8 +405,9 @@ def simulate_depths(spec, grid=None, nets=100, seed=0, *, chunk=None, backend="n
     out = np.empty((nets, spec.depth, grid.points, spec.input_dim), dtype=dt)
     starts = range(0, nets, chunk)
     tasks = ((spec, grid, seed, a, min(a + chunk, nets), backend, dt, used) for a in starts)
-    for a, block in zip(starts, ordered_map(_depth_task, tasks, workers)):
-        out[a:a + len(block)] = block
-        if progress is not None:
-            progress(a + len(block), nets)
+    with _blas_threads(used, workers):
+        for a, block in zip(starts, ordered_map(_depth_task, tasks, workers)):
+            out[a:a + len(block)] = block
+            if progress is not None:
+                progress(a + len(block), nets)
     return out

@@ -77,9 +77,11 @@ def gram_product(w, s, ctx):
     its factor is :func:`gradsim.kernels.gram.gram_root`."""
     h = s.astype(np.float64, copy=False)
     m, k = s.shape[1], w.shape[-1]
-    gram, shift = h.T @ h, 0
+    with np.errstate(over="ignore", invalid="ignore"):  # out of range: rescaled below
+        gram, shift = h.T @ h, 0
     top = float(gram.diagonal().max()) if m else 0.0
-    if not (_GRAM_LOW < top < _GRAM_HIGH or top == 0.0) or not np.isfinite(gram).all():
+    in_range = _GRAM_LOW < top < _GRAM_HIGH or (top == 0.0 and not h.any())
+    if not in_range or not np.isfinite(gram).all():
         # near the ends of the range: scale the state by a power of two (exact) so that
         # the Gram matrix is in range wherever the state is, and the sampler overflows
         # where the explicit product would

@@ -17,8 +17,10 @@ __all__ = ["Sampler", "gaussian", "orthogonal", "stream_readout", "SAMPLERS", "G
 
 
 def gaussian(rng, shape, var, dtype):
-    """I.i.d. ``N(0, var)`` entries of ``dtype``."""
-    return rng.standard_normal(shape, dtype=dtype) * dtype(math.sqrt(var))
+    """I.i.d. ``N(0, var)`` entries of ``dtype`` (scaled in place: no second copy)."""
+    out = rng.standard_normal(shape, dtype=dtype)
+    out *= dtype(math.sqrt(var))
+    return out
 
 
 def orthogonal(rng, rows, cols, scale2, dtype):
@@ -114,9 +116,12 @@ class Sampler:
         nb = rows if bias_var > 0 else 0
         k = self._used(cols)
         block = self.rng.standard_normal((count, rows * k + nb), dtype=self.dtype)
-        w = block[:, : rows * k].reshape(count, rows, k) * self.dtype(
-            math.sqrt(s.weight_var / cols))
-        b = (block[:, rows * k:] * self.dtype(math.sqrt(bias_var))) if nb else None
+        w = block[:, : rows * k].reshape(count, rows, k)  # a view, scaled in place
+        w *= self.dtype(math.sqrt(s.weight_var / cols))
+        b = None
+        if nb:
+            b = block[:, rows * k:]
+            b *= self.dtype(math.sqrt(bias_var))
         return [self.linear(w[i], None if b is None else b[i]) for i in range(count)]
 
     def readout(self, cols, consumes_act):

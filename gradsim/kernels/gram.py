@@ -12,7 +12,7 @@ import math
 import numba
 
 from . import JIT
-from .gram_numpy import GRAM_TOL
+from .gram_numpy import GRAM_TIE, GRAM_TOL
 
 __all__ = ["gram_root"]
 
@@ -36,14 +36,17 @@ def gram_root(g, work, root):  # noqa: D103 - see gram_numpy.gram_root
     tol = GRAM_TOL * m
     r = 0
     for k in range(m):
-        j = -1
         best = tol
         for i in range(m):
             if done[i] == 0.0 and d[i] > best:
                 best = d[i]
-                j = i
-        if j < 0:
+        if best <= tol:
             break
+        j = -1
+        for i in range(m):  # ties within GRAM_TIE go to the first column
+            if done[i] == 0.0 and d[i] >= best * (1.0 - GRAM_TIE):
+                j = i
+                break
         done[j] = 1.0
         piv = math.sqrt(d[j])
         root[k, j] = piv

@@ -14,6 +14,12 @@ __all__ = ["gram_root"]
 #: at most ``GRAM_TOL * m`` (relative to the column's own variance): below it, what is
 #: left is rounding of the float64 Gram matrix.
 GRAM_TOL = 4.0 * float(np.finfo(np.float64).eps)
+#: Pivots whose remaining relative variances differ by at most this fraction of the
+#: largest count as tied, and the first column among them is taken: columns that tie in
+#: exact arithmetic (a value and its tangent where one unit is active) would otherwise be
+#: chosen by rounding, which differs between the kernel and its twin (or between BLAS
+#: builds), and a different pivot gives a different (equally valid) root.
+GRAM_TIE = 1e-9
 
 
 def gram_root(g, work, root):
@@ -21,7 +27,8 @@ def gram_root(g, work, root):
 
     Pivoted Cholesky (``docs/theory.md``, "Monte Carlo in Gram space") of ``G``
     equilibrated to unit diagonal (columns of zero variance are left out): each step
-    pivots on the largest remaining relative variance, and the factorisation stops when
+    pivots on the largest remaining relative variance (the first column among those
+    within ``GRAM_TIE`` of it), and the factorisation stops when
     none exceeds ``GRAM_TOL * m``, so a rank-deficient Gram matrix (tangents proportional
     to values, fewer units than columns) needs no special case.
 
@@ -53,9 +60,10 @@ def gram_root(g, work, root):
     r = 0
     for k in range(m):
         cand = np.where(done, -np.inf, d)
-        j = int(np.argmax(cand))
-        if not cand[j] > tol:
+        best = float(cand.max())
+        if not best > tol:
             break
+        j = int(np.argmax(cand >= best * (1.0 - GRAM_TIE)))  # ties go to the first column
         done[j] = True
         piv = np.sqrt(d[j])
         root[k, j] = piv
