@@ -493,10 +493,13 @@ def test_gram_overflow_is_not_finite_and_refused():
     spec = NetSpec(depth=300, width=8, weight_var=400.0)
     grid = GridSpec(points=8)
     x = grid.points_array()
-    net = sample_network(spec, network_rng(0, 0), taps=True, sampler="gram", points=8)
-    with np.errstate(all="ignore"):
-        g = input_gradient(net, x, backend="numpy")
-        by_depth = input_gradient_by_depth(net, x)
+    for i in range(20):  # the first network alive at depth 300 (most die first)
+        net = sample_network(spec, network_rng(0, i), taps=True, sampler="gram", points=8)
+        with np.errstate(all="ignore"):
+            g = input_gradient(net, x, backend="numpy")
+            by_depth = input_gradient_by_depth(net, x)
+        if not (g == 0.0).all():
+            break
     assert not np.isfinite(g).any()
     bad = ~np.isfinite(by_depth).all(axis=(1, 2))
     first = int(np.argmax(bad))

@@ -71,6 +71,20 @@ def test_act(shape, seed, a, b):
 
 
 @given(shapes, st.integers(0, 2**32))
+def test_add_bias(shape, seed):
+    """The bias goes onto the values only, the same bits in both backends."""
+    n, p, d = shape
+    z = _state(seed, n, p, d)
+    b = np.random.default_rng(seed + 1).standard_normal(n)
+    got, want = z.copy(), z.copy()
+    kernels.add_bias(got, b, p)
+    reference.add_bias(want, b, p)
+    assert np.array_equal(got, want)
+    assert np.array_equal(got[:, p:], z[:, p:])
+    assert np.array_equal(got[:, :p], z[:, :p] + b[:, None])
+
+
+@given(shapes, st.integers(0, 2**32))
 def test_crelu(shape, seed):
     n, p, d = shape
     z = _state(seed, n, p, d)

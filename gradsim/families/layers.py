@@ -62,6 +62,15 @@ def run_backward(layers, caches, g, ctx):
     return g
 
 
+def _use_gram(gram, w, s):
+    """Whether a layer drawn in Gram space multiplies ``w`` into the Gram root of ``s``.
+
+    Not when ``s`` has no more rows than ``w`` has columns (``fan_in <= m``, as for the
+    embedding of a 1-D input): then ``w`` is exactly the explicit weight (``fan_in``
+    columns of the same variance), and ``w @ s`` has the same law for less work."""
+    return bool(gram) and s.shape[0] > w.shape[-1]
+
+
 # a Gram matrix whose largest diagonal entry lies between these is formed unscaled
 _GRAM_LOW, _GRAM_HIGH = 2.0**-900, 2.0**900
 
@@ -79,9 +88,10 @@ def gram_product(w, s, ctx):
     m, k = s.shape[1], w.shape[-1]
     with np.errstate(over="ignore", invalid="ignore"):  # out of range: rescaled below
         gram, shift = h.T @ h, 0
+    # a finite diagonal in range bounds every entry (|G_ab| <= (G_aa G_bb)^(1/2)); a nan
+    # anywhere in the state makes the diagonal's max nan
     top = float(gram.diagonal().max()) if m else 0.0
-    in_range = _GRAM_LOW < top < _GRAM_HIGH or (top == 0.0 and not h.any())
-    if not in_range or not np.isfinite(gram).all():
+    if not (_GRAM_LOW < top < _GRAM_HIGH or (top == 0.0 and not h.any())):
         # near the ends of the range: scale the state by a power of two (exact) so that
         # the Gram matrix is in range wherever the state is, and the sampler overflows
         # where the explicit product would
@@ -112,7 +122,8 @@ class Dense:
     half : ndarray or None
         For a mirrored weight ``w = [P, -alpha_m P]``, the matrix ``P``.
     gram : bool
-        Drawn in Gram space (forward mode only: there is no weight to transpose).
+        Drawn in Gram space (forward mode only: there is no weight to transpose).  With
+        ``N_in <= k`` the weight is the explicit one and is applied as such.
     """
 
     w: np.ndarray
@@ -121,9 +132,9 @@ class Dense:
     gram: bool = False
 
     def forward(self, s, ctx):
-        z = gram_product(self.w, s, ctx) if self.gram else self.w @ s
+        z = gram_product(self.w, s, ctx) if _use_gram(self.gram, self.w, s) else self.w @ s
         if self.b is not None:
-            z[:, : ctx.p] += self.b[:, None]
+            ctx.kern.add_bias(z, self.b, ctx.p)
         return z, None
 
     def backward(self, g, cache, ctx):
@@ -265,7 +276,7 @@ class Stack:
     def read(self, u, s, ctx):
         """The readout ``u`` applied to the last state ``s``: ``u @ s``, or in Gram space
         :func:`gram_product`."""
-        return u @ s if self.columns is None else gram_product(u, s, ctx)
+        return gram_product(u, s, ctx) if _use_gram(self.columns, u, s) else u @ s
 
     @property
     def dtype(self):

@@ -14,13 +14,28 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["act_fwd", "act_bwd", "crelu_fwd", "crelu_bwd", "bn_fwd", "bn_bwd", "activity",
+__all__ = ["add_bias", "act_fwd", "act_bwd", "crelu_fwd", "crelu_bwd", "bn_fwd", "bn_bwd",
+           "activity",
            "accumulate_moments", "dense_act_stack"]
 
 
 def blocks(a, p):
     """View ``(N, K * P)`` as ``(N, K, P)``."""
     return a.reshape(a.shape[0], -1, p)
+
+
+def add_bias(z, b, p):
+    """Add the bias to the values (the first ``p`` columns of each row), in place.
+
+    Parameters
+    ----------
+    z : ndarray, shape (N, (1 + D) * P)
+        Pre-activation state, updated.
+    b : ndarray, shape (N,)
+    p : int
+        Number of grid points ``P``.
+    """
+    z[:, :p] += b[:, None]
 
 
 def act_fwd(z, p, slope_pos, slope_neg, out):

@@ -31,8 +31,10 @@ def highway_fwd(h, zt, x, p, out, gate):  # noqa: D103
             diff = h[i, j] - x[i, j]
             out[i, j] = t * h[i, j] + (1.0 - t) * x[i, j]
             dt = t * (1.0 - t)
-            for k in range(p + j, c, p):
+            k = p + j
+            while k < c:  # not a stepped range(): see dense.act_fwd
                 out[i, k] = dt * zt[i, k] * diff + t * h[i, k] + (1.0 - t) * x[i, k]
+                k += p
 
 
 @numba.jit(**JIT)
