@@ -11,6 +11,8 @@ module                         theory (label in :data:`LABELS`)
 :mod:`.gp`                     Gaussian-process limits: the shallow net's Brownian
                                limit, grid statistics of any exact covariance
 :mod:`.finite`                 the finite-width kurtosis identity
+:mod:`.orthant`                orthant moments of a bivariate normal: the closed
+                               forms behind ReLU expectations at two inputs
 =============================  ====================================================
 
 Each reads the network through its architecture family (:mod:`gradsim.families`): what
