@@ -11,6 +11,7 @@ module                         theory (label in :data:`LABELS`)
 :mod:`.gp`                     Gaussian-process limits: the shallow net's Brownian
                                limit, grid statistics of any exact covariance
 :mod:`.finite`                 the finite-width kurtosis identity
+:mod:`.finite_width`           the finite-width Gram chain to first order in 1/n
 :mod:`.orthant`                orthant moments of a bivariate normal: the closed
                                forms behind ReLU expectations at two inputs
 =============================  ====================================================
