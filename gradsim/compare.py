@@ -17,9 +17,10 @@ import numpy as np
 
 from .stats import lag1, pair_estimates, point_moments
 from .theory import LABELS, covers
-from .theory.base import LOG_MAX, LOG_TINY, check_range, describe, range_error
+from .theory.base import LOG_MAX, LOG_TINY, check_range, describe, range_error, require
 from .theory.exact import defined_at, exact_gradient_covariance, overflow_depth, scale_by
 from .theory.finite import kurtosis_identity
+from .theory.finite_width import finite_width_gradient_covariance
 from .theory.gp import gp_statistics
 from .theory.gradient_independence import closed_form as independence_closed_form
 from .theory.paper import closed_form as paper_closed_form
@@ -27,7 +28,7 @@ from .theory.paper import closed_form as paper_closed_form
 __all__ = ["Comparison", "zscore", "compare", "agrees", "assert_agrees", "pair_statistics",
            "predict", "MODELS", "compare_spec", "grid_rows"]
 
-MODELS = ("paper", "independence", "exact")
+MODELS = ("paper", "independence", "exact", "finite")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,7 +180,9 @@ def predict(spec, model, x, y, *, log_scale=False):
     Parameters
     ----------
     spec : NetSpec
-    model : {'paper', 'independence', 'exact'}
+    model : {'paper', 'independence', 'exact', 'finite'}
+        ``'finite'``: the first-order finite-width theory
+        (:func:`gradsim.theory.finite_width.finite_width_gradient_covariance`).
     x, y : array_like, shape (d,)
     log_scale : bool
         Also give ``log10_variance`` and ``log10_abs_covariance`` (None for a covariance
@@ -202,6 +205,8 @@ def predict(spec, model, x, y, *, log_scale=False):
         raise ValueError(f"model must be one of {', '.join(MODELS)}; got {model!r}")
     if model == "exact":
         var, cov, corr, log_var, log_cov = _exact_pair(spec, x, y, log_scale)
+    elif model == "finite":
+        var, cov, corr, log_var, log_cov = _finite_pair(spec, x, y)
     else:
         v, c, r, lv, lc = _CLOSED_FORMS[model](spec, x, y)
         if not (log_scale or (np.isfinite(v[-1]) and np.isfinite(c[-1]))):
@@ -216,6 +221,21 @@ def predict(spec, model, x, y, *, log_scale=False):
                 "log10_abs_covariance": (float(log_cov / _LN10) if np.isfinite(log_cov)
                                          else None)}
     return out
+
+
+def _finite_pair(spec, x, y):
+    """As :func:`_exact_pair` from the first-order finite-width theory (1-D inputs)."""
+    require(spec, "finite")
+    t = [float(np.asarray(v, float).reshape(-1)[0]) for v in (x, y)]
+    pts = t[:1] if t[0] == t[1] else t
+    c = finite_width_gradient_covariance(spec, pts)["cov"]
+    var, cov, vy = c[0, 0], c[0, -1], c[-1, -1]
+    if not (np.isfinite(c).all() and var > 0 and vy > 0):
+        raise ValueError(f"finite-width theory: the gradient variance is not a positive "
+                         f"finite number for {describe(spec, False)}")
+    corr = cov / math.sqrt(var * vy)
+    with np.errstate(divide="ignore"):
+        return var, cov, corr, math.log(var), np.log(abs(cov))
 
 
 def _exact_pair(spec, x, y, log_scale):
@@ -313,7 +333,7 @@ def grid_rows(spec, grid, grad, point, gp_nets=4000, seed=0):
     if spec.input_dim == 1 and covers(spec, "kurtosis") is None:
         _require_magnitude(spec, grad[:, point], 8, len(grad), "the kurtosis (eighth powers)")
         rows.append(compare(kurtosis_identity(spec)[-1], point_moments(grad, point)[1],
-                            "kurtosis", LABELS["finite"]))
+                            "kurtosis", LABELS["kurtosis"]))
     return rows
 
 

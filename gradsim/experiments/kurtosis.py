@@ -59,7 +59,7 @@ def plot(results):
                    capsize=2, label=f"width {w} (Monte Carlo, {prm['nets']} nets)")
         a.plot(depths, r["theory"][i], "-", color=c, lw=1)
     a.axhline(3, color="gray", ls=":", lw=0.8, label="Gaussian (3)")
-    a.plot([], [], "k-", label=LABELS["finite"] + ": 3 prod (1 + 5/n)")
+    a.plot([], [], "k-", label=LABELS["kurtosis"] + ": 3 prod (1 + 5/n)")
     a.set_yscale("log")
     a.set_xlabel("depth")
     a.set_ylabel("kurtosis of df/dx")
@@ -75,7 +75,7 @@ def claims(results):
                                 r["kurtosis_se"][:, :L])).max())
     return [Claim("X5", "finite width: kurtosis of df/dx is exactly 3 prod (1 + 5/n) "
                   "(bias-free He ReLU)", f"widths {prm['widths']}, depths 1-{L}, "
-                  f"{prm['nets']} nets", LABELS["finite"],
+                  f"{prm['nets']} nets", LABELS["kurtosis"],
                   f"width {prm['widths'][-1]}, depth {L}: {r['kurtosis'][-1, L - 1]:.3f} ± "
                   f"{r['kurtosis_se'][-1, L - 1]:.2g} (theory {r['theory'][-1, L - 1]:.3f})",
                   f"max |z| = {worst:.2f}", bool(worst <= 4),

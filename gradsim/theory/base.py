@@ -41,7 +41,8 @@ LABELS = {
     "exact": "exact infinite width (NNGP mixed derivative)",
     "exact-gp": "exact infinite width (Gaussian-process samples)",
     "shallow": "one hidden layer, infinite width (Brownian limit)",
-    "finite": "finite-width identity (exact)",
+    "kurtosis": "finite-width identity (exact)",
+    "finite": "finite width, first order in 1/n",
 }
 
 
