@@ -145,7 +145,9 @@ def gram_moments(sigma):
 
 
 def _mean_map(vec, k):
-    return gram_moments(_unpack(vec, k))[0]
+    """``F`` alone (no fourth moments): the map the derivatives are taken of."""
+    st = GaussianState(_unpack(vec, k))
+    return np.array([st.expect([p, q]) for p, q in _pairs(k)])
 
 
 def _linear_entries(k):
@@ -188,6 +190,8 @@ def finite_width_gradient_covariance(spec, points):
     sigma = sw * np.outer(inp, inp) + sb0 * np.outer(e, e)
     f, w = gram_moments(sigma)
     K, M, C = f, np.zeros_like(f), w / spec.width
+    ru = spec.readout_var
+    by_depth = [(_unpack(K, k)[k:, k:], _unpack(K + M, k)[k:, k:])]
     for _ in range(spec.depth - 1):
         base = np.array([sw * K[i] + (sb if p < k and q < k else 0.0)
                          for i, (p, q) in enumerate(pairs)])
@@ -212,7 +216,9 @@ def finite_width_gradient_covariance(spec, points):
         M = sw * (jac @ M) + 0.5 * sw * sw * hess
         C = w / spec.width + sw * sw * (jac @ C @ jac.T)
         K = f
+        by_depth.append((_unpack(K, k)[k:, k:], _unpack(K + M, k)[k:, k:]))
     full_k, full_m = _unpack(K, k), _unpack(M, k)
-    ru = spec.readout_var
     return {"K": full_k, "M": full_m, "C": C, "pairs": pairs,
-            "cov_inf": ru * full_k[k:, k:], "cov": ru * (full_k + full_m)[k:, k:]}
+            "cov_inf": ru * full_k[k:, k:], "cov": ru * (full_k + full_m)[k:, k:],
+            "cov_inf_by_depth": ru * np.array([a for a, _ in by_depth]),
+            "cov_by_depth": ru * np.array([b for _, b in by_depth])}
