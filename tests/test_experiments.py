@@ -45,6 +45,7 @@ TINY = {
     "kurtosis": dict(widths=[4], depth=2, nets=20, check_depth=1),
     "width_scan": dict(widths=[8, 16, 32], depths=[2, 3], net_budget=64, min_nets=4,
                        max_nets=20, tail=1),
+    "finite_width": dict(widths=[8, 16], depths=[2, 3], nets=20),
     "paper_model": dict(width=4, depth=3, nets=20, bn_depths=[1, 3]),
     "convnets": dict(channels=1, points=8, nets=2, depths=[1, 2]),
     "training": dict(families="relu,crelu-ll", depths=[1, 3], width=4, epochs=1,

@@ -13,8 +13,8 @@ __all__ = ["NAMES", "get", "describe", "missing_requirements"]
 
 #: Experiment names, in run order.
 NAMES = ("gradients", "covariance", "autocorrelation", "activity", "correlation",
-         "looks_linear", "spectra", "kurtosis", "width_scan", "paper_model", "convnets",
-         "training")
+         "looks_linear", "spectra", "kurtosis", "width_scan", "finite_width",
+         "paper_model", "convnets", "training")
 
 
 def get(name):
