@@ -28,7 +28,7 @@ from ..spec import NetSpec
 from ..stats import brown_noise, white_noise
 
 __all__ = ["NullProgress", "NULL_PROGRESS", "run_settings", "run_workers", "chunk_for",
-           "paper_signals", "depth_series", "fmt", "fmt_est"]
+           "check_pair_scan", "paper_signals", "depth_series", "fmt", "fmt_est"]
 
 
 class NullProgress:
@@ -118,3 +118,21 @@ def fmt(v, digits=3):
 def fmt_est(value, se, digits=3):
     """``value ± se`` for the report."""
     return f"{fmt(float(value), digits)} ± {fmt(float(se), 2)}"
+
+
+def check_pair_scan(name, params):
+    """The checks a scan over widths and depths at pairs of inputs shares (``width_scan``,
+    ``finite_width``): pairs ``x``, ``y`` of equal length and distinct points, a sampler
+    by name, increasing ``widths`` and ``depths``."""
+    if len(params["x"]) != len(params["y"]):
+        raise ValueError(f"{name}: parameters x and y must have the same length, got "
+                         f"{len(params['x'])} and {len(params['y'])}")
+    if any(a == b for a, b in zip(params["x"], params["y"])):
+        raise ValueError(f"{name}: parameters x and y must differ at every pair")
+    if params["sampler"] not in ("gram", "explicit"):
+        raise ValueError(f"{name}: parameter sampler must be gram or explicit, got "
+                         f"{params['sampler']!r}")
+    for key in ("widths", "depths"):
+        v = params[key]
+        if any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError(f"{name}: parameter {key} must be increasing, got {v}")

@@ -67,7 +67,7 @@ from ..montecarlo import simulate_depths
 from ..spec import NetSpec
 from ..theory import LABELS, exact_gradient_covariance
 from .base import Claim, Results, check_range
-from .common import NULL_PROGRESS, chunk_for, fmt, fmt_est, run_workers
+from .common import NULL_PROGRESS, check_pair_scan, chunk_for, fmt, fmt_est, run_workers
 
 NAME = "width_scan"
 TITLE = "Finite width: |R_n - R_inf| of the pair correlation of df/dx versus width n"
@@ -94,18 +94,7 @@ def check(params):
                         ("resolve", 1.0, 10.0), ("tail", 1, len(params["widths"])),
                         ("seed", 0, 2**62)):
         check_range(NAME, params, key, lo, hi)
-    if len(params["x"]) != len(params["y"]):
-        raise ValueError(f"{NAME}: parameters x and y must have the same length, got "
-                         f"{len(params['x'])} and {len(params['y'])}")
-    if any(a == b for a, b in zip(params["x"], params["y"])):
-        raise ValueError(f"{NAME}: parameters x and y must differ at every pair")
-    if params["sampler"] not in ("gram", "explicit"):
-        raise ValueError(f"{NAME}: parameter sampler must be gram or explicit, got "
-                         f"{params['sampler']!r}")
-    for key in ("widths", "depths"):
-        v = params[key]
-        if any(b <= a for a, b in zip(v, v[1:])):
-            raise ValueError(f"{NAME}: parameter {key} must be increasing, got {v}")
+    check_pair_scan(NAME, params)
 
 
 def nets_for(params, width):
