@@ -28,7 +28,7 @@ from .theory.paper import closed_form as paper_closed_form
 __all__ = ["Comparison", "zscore", "compare", "agrees", "assert_agrees", "pair_statistics",
            "predict", "MODELS", "compare_spec", "grid_rows"]
 
-MODELS = ("paper", "independence", "exact", "finite")
+MODELS = ("paper", "independence", "exact", "finite", "finite2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,8 +180,9 @@ def predict(spec, model, x, y, *, log_scale=False):
     Parameters
     ----------
     spec : NetSpec
-    model : {'paper', 'independence', 'exact', 'finite'}
-        ``'finite'``: the first-order finite-width theory
+    model : {'paper', 'independence', 'exact', 'finite', 'finite2'}
+        ``'finite'`` and ``'finite2'``: the finite-width theory to first and to second
+        order in ``1/n``
         (:func:`gradsim.theory.finite_width.finite_width_gradient_covariance`).
     x, y : array_like, shape (d,)
     log_scale : bool
@@ -205,8 +206,8 @@ def predict(spec, model, x, y, *, log_scale=False):
         raise ValueError(f"model must be one of {', '.join(MODELS)}; got {model!r}")
     if model == "exact":
         var, cov, corr, log_var, log_cov = _exact_pair(spec, x, y, log_scale)
-    elif model == "finite":
-        var, cov, corr, log_var, log_cov = _finite_pair(spec, x, y)
+    elif model in ("finite", "finite2"):
+        var, cov, corr, log_var, log_cov = _finite_pair(spec, x, y, model)
     else:
         v, c, r, lv, lc = _CLOSED_FORMS[model](spec, x, y)
         if not (log_scale or (np.isfinite(v[-1]) and np.isfinite(c[-1]))):
@@ -223,12 +224,13 @@ def predict(spec, model, x, y, *, log_scale=False):
     return out
 
 
-def _finite_pair(spec, x, y):
-    """As :func:`_exact_pair` from the first-order finite-width theory (1-D inputs)."""
-    require(spec, "finite")
+def _finite_pair(spec, x, y, model="finite"):
+    """As :func:`_exact_pair` from the finite-width theory to first (``'finite'``) or
+    second (``'finite2'``) order (1-D inputs)."""
+    require(spec, model)
     t = [float(np.asarray(v, float).reshape(-1)[0]) for v in (x, y)]
     pts = t[:1] if t[0] == t[1] else t
-    c = finite_width_gradient_covariance(spec, pts)["cov"]
+    c = finite_width_gradient_covariance(spec, pts, order=2 if model == "finite2" else 1)["cov"]
     var, cov, vy = c[0, 0], c[0, -1], c[-1, -1]
     if not (np.isfinite(c).all() and var > 0 and vy > 0):
         raise ValueError(f"finite-width theory: the gradient variance is not a positive "

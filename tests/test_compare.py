@@ -94,8 +94,9 @@ def test_compare_command(capsys):
     data = json.loads(out)
     assert code == 0 and data["nets"] == 20
     labels = {row["label"] for row in data["rows"]}
-    # paper, independence, exact, finite width (first order), exact Gaussian-process samples
-    assert len(labels) == 5
+    # paper, independence, exact, finite width (first and second order), exact
+    # Gaussian-process samples
+    assert len(labels) == 6
     assert [r["name"] for r in data["rows"]][-1] == "lag1"
     code, out, _ = _run(capsys, "compare", "--depth", "2", "--width", "16", "--points", "16",
                         "--first-bias-var", "0", "--nets", "40", "--seed", "1", "--json")

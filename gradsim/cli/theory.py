@@ -41,7 +41,8 @@ def add_commands(sub):
     add_spec_options(th)
     th.add_argument("--model", choices=MODELS, default="exact",
                     help="paper (independent patterns), independence, exact (default), "
-                         "finite (first order in 1/n at the spec's width)")
+                         "finite, finite2 (first and second order in 1/n at the spec's "
+                         "width)")
     th.add_argument("--pair", type=float, nargs=2, metavar=("X", "Y"), default=(-1.0, 1.0),
                     help="positions t on the line x = t (1,...,1)/sqrt(d) (default -1 1)")
     th.add_argument("--json", action="store_true", help="print one JSON object")

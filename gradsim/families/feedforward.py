@@ -99,10 +99,10 @@ def covers(spec, model):
                                 or spec.bias_var):
         return ("the kurtosis identity needs a bias-free He ReLU feedforward net without "
                 "batch norm")
-    if model == "finite" and (spec.batchnorm or spec.activation != "relu"
+    if model in ("finite", "finite2") and (spec.batchnorm or spec.activation != "relu"
                               or spec.init != "he" or spec.input_dim != 1
                               or spec.first_bias_var == 0):
-        return ("the first-order finite-width theory covers He ReLU feedforward nets on 1-D "
+        return ("the finite-width theory covers He ReLU feedforward nets on 1-D "
                 "inputs without batch norm, with a first-layer bias (first_bias_var > 0)")
     if model == "shallow" and (spec.depth != 1 or spec.input_dim != 1
                                or spec.activation != "relu" or spec.batchnorm):

@@ -28,7 +28,7 @@ __all__ = ["PaperMoments", "PaperBlock", "KernelOp", "step", "save", "mix", "sca
            "KernelPlan", "growth_factor", "scaled_biases", "MODELS"]
 
 #: The theories a family answers ``covers(spec, model)`` for.
-MODELS = ("paper", "independence", "exact", "kurtosis", "shallow", "finite")
+MODELS = ("paper", "independence", "exact", "kurtosis", "shallow", "finite", "finite2")
 
 #: Mask and weight moments of the independent-pattern model for one spec: weight scale
 #: ``s``; ``dvar = s E[phi'^2]`` and ``dcov = s E[phi'(u) phi'(v)]`` at ``theta = pi/2``

@@ -64,7 +64,7 @@ def covers(spec, model):
     """Why theory ``model`` does not apply to ``spec``, or None if it does."""
     if model in ("independence", "exact") and spec.batchnorm:
         return f"{model} theory covers nets without batch norm"
-    if model in ("kurtosis", "shallow", "finite"):
+    if model in ("kurtosis", "shallow", "finite", "finite2"):
         return f"the {model} result is derived for feedforward nets only"
     return None
 

@@ -43,6 +43,7 @@ LABELS = {
     "shallow": "one hidden layer, infinite width (Brownian limit)",
     "kurtosis": "finite-width identity (exact)",
     "finite": "finite width, first order in 1/n",
+    "finite2": "finite width, second order in 1/n",
 }
 
 
