@@ -1,5 +1,6 @@
 """The finite_width experiment: the 1/n coefficient of the pair correlation against the
-first-order finite-width theory; shapes, theory values, figure and verdicts."""
+finite-width theory to first and second order; shapes, theory values, figure and
+verdicts."""
 
 import dataclasses
 
@@ -34,9 +35,10 @@ def test_run_shapes_theory_and_figure(small):
     P, D, K = len(prm["x"]), len(prm["depths"]), len(prm["widths"])
     lmax = prm["depths"][-1]
     assert small["corr"].shape == small["corr_se"].shape == small["first_order"].shape \
-        == (P, D, K)
+        == small["second_order"].shape == (P, D, K)
     assert small["exact"].shape == (P, D)
-    for key in ("profile", "profile_se", "profile_first_order", "profile_exact"):
+    for key in ("profile", "profile_se", "profile_first_order", "profile_second_order",
+                "profile_exact"):
         assert small[key].shape == (P, lmax)
     for arr in small.arrays.values():
         assert np.all(np.isfinite(arr))
@@ -45,15 +47,21 @@ def test_run_shapes_theory_and_figure(small):
         for k, w in enumerate(prm["widths"]):
             spec = NetSpec(depth=lmax, width=w, first_bias_var=prm["bias_var"],
                            bias_var=prm["bias_var"])
-            t = finite_width_gradient_covariance(spec, [x, y])
+            t = finite_width_gradient_covariance(spec, [x, y], order=2)
+            t1 = finite_width_gradient_covariance(spec, [x, y], order=1)
             for j, d in enumerate(prm["depths"]):
-                assert small["first_order"][p, j, k] == pytest.approx(
+                assert small["second_order"][p, j, k] == pytest.approx(
                     _corr(t["cov_by_depth"][d - 1]), rel=1e-12)
+                assert small["first_order"][p, j, k] == pytest.approx(
+                    _corr(t1["cov_by_depth"][d - 1]), rel=1e-12)
                 assert small["exact"][p, j] == pytest.approx(
                     _corr(t["cov_inf_by_depth"][d - 1]), rel=1e-12)
             if k == 0:
-                np.testing.assert_allclose(small["profile_first_order"][p],
+                np.testing.assert_allclose(small["profile_second_order"][p],
                                            [_corr(c) for c in t["cov_by_depth"]], rtol=1e-12)
+                np.testing.assert_allclose(small["profile_first_order"][p],
+                                           [_corr(c) for c in t1["cov_by_depth"]],
+                                           rtol=1e-12)
         # the depth profile is the narrowest width's run at every depth
         np.testing.assert_array_equal(small["profile"][p, np.array(prm["depths"]) - 1],
                                       small["corr"][p, :, 0])
@@ -65,15 +73,20 @@ def test_run_shapes_theory_and_figure(small):
     n = small["widths"].astype(float)
     np.testing.assert_allclose(co["z"] * co["c_mc_se"], co["c_mc"] - co["c_theory"],
                                rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(co["z1"] * co["c_mc_se"],
+                               co["c_mc"] + co["c2_theory"] / n - co["c_theory"],
+                               rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(co["c_mc_se"], n * small["corr_se"])
     assert isinstance(fw.plot(small), Figure)
     claims = fw.claims(small)
-    assert [c.target for c in claims] == ["X8a", "X8b"]
+    assert [c.target for c in claims] == ["X8a", "X8b", "X8c"]
     for c in claims:
         assert isinstance(c, Claim) and c.verdict in ("holds", "fails", "info")
         assert (c.passed is None) == c.criterion.startswith("informational")
-    assert "not expected to hold" in claims[0].score  # L=4, n=8 lies beyond 1/4
+    assert "L / n > 0.25: " in claims[0].score  # L=4, n=8 lies beyond 1/4
     assert claims[1].verdict == "info" and "fewer than" in claims[1].criterion
+    assert claims[2].verdict == "info"
+    assert [f"L/n = {q:g} (" in claims[2].estimate for q in (0.125, 0.25, 0.5)] == [True] * 3
 
 
 def _with(res, corr, se, nets=None):
@@ -83,25 +96,37 @@ def _with(res, corr, se, nets=None):
 
 
 def test_verdicts_come_from_the_numbers(small):
-    fo, exact = small["first_order"], small["exact"][..., None]
-    se = np.full(fo.shape, 1e-3)
-    inside = fw.coefficients(small)["ratio"] <= small.params["max_ratio"]
+    so, fo, exact = small["second_order"], small["first_order"], small["exact"][..., None]
+    se = np.full(so.shape, 1e-3)
+    co = fw.coefficients(small)
+    inside = co["ratio"] <= small.params["max_ratio"]
+    valid = co["ratio"] <= small.params["valid_ratio"]
+    assert valid.all() and not inside.all()  # L/n from 1/8 to 1/2
 
     def verdicts(corr, s=se, nets=None):
         return [c.verdict for c in fw.claims(_with(small, corr, s, nets))]
 
-    assert verdicts(fo + 2e-3) == ["holds", "info"]  # X8b: too few nets
-    assert verdicts(fo + 2e-3, nets=10**5) == ["holds", "holds"]
-    assert verdicts(fo + 4e-3, nets=10**5) == ["fails", "fails"]
-    # off by 4 s.e. beyond L/n = 1/4 only: X8a holds, X8b (every cell) fails
-    beyond = np.where(inside, fo, fo + 4e-3)
-    assert verdicts(beyond, nets=10**5) == ["holds", "fails"]
-    assert "z = 4.00" in fw.claims(_with(small, beyond, se))[0].score
-    # twice the first-order correction: off both theories where the correction is large
-    assert (np.abs(fo - exact) > 5e-3).any()
-    assert verdicts(exact + 2 * (fo - exact), nets=10**5)[1] == "fails"
+    assert verdicts(so + 2e-3) == ["holds", "info", "info"]  # X8b: too few nets
+    assert verdicts(so + 2e-3, nets=10**5) == ["holds", "holds", "info"]
+    assert verdicts(so + 4e-3, nets=10**5) == ["fails", "fails", "info"]
+    # off by 4 s.e. beyond L/n = 1/4 only: X8a holds, X8b (every valid cell) fails
+    beyond = np.where(inside, so, so + 4e-3)
+    assert verdicts(beyond, nets=10**5) == ["holds", "fails", "info"]
+    claims = fw.claims(_with(small, beyond, se))
+    assert "z = 4.00" in claims[0].score
+    assert "second order within 3 s.e. at L/n = 0.125, 0.25" in claims[2].score
+    # X8b leaves out the cells beyond valid_ratio
+    tight = fw.claims(_with(dataclasses.replace(
+        small, params=dict(small.params, valid_ratio=0.25)), beyond, se, nets=10**5))
+    assert tight[1].verdict == "holds"
+    # the first order is judged by X8a's z only through c_2: at the first-order values,
+    # z = -c_2 / (n^2 se)
+    z_first = (fo - so) / se
+    got = "fails" if np.abs(z_first[inside]).max() > 3 else "holds"
+    assert verdicts(fo)[0] == got
     # nothing off the infinite-width theory: X8b undecided
-    assert verdicts(fo, np.ones_like(se), nets=10**5) == ["holds", "info"]
+    assert verdicts(so, np.ones_like(se), nets=10**5) == ["holds", "info", "info"]
+    assert (np.abs(so - exact) > 0).all()
 
 
 def test_parameter_checks():

@@ -1,8 +1,8 @@
-"""Finite width to first order in 1/n: the mean and covariance of the empirical Gram chain.
+"""Finite width to first and second order in 1/n: the moments of the empirical Gram chain.
 
 Assumption: a feedforward ReLU net with i.i.d. Gaussian weights (variance
 ``weight_var / fan_in``) and biases (``first_bias_var``, then ``bias_var``), widths
-``n_l``, expanded to first order in ``1/n`` (valid while ``L / n`` is small).
+``n_l``, expanded to first or second order in ``1/n`` (valid while ``L / n`` is small).
 
 The state of layer ``l`` at the inputs ``x_1 .. x_k`` (``k = 1`` or ``2``, 1-D inputs) is
 the empirical Gram matrix ``G_l = (1/n_l) sum_i psi_i psi_i^T`` of
@@ -10,27 +10,27 @@ the empirical Gram matrix ``G_l = (1/n_l) sum_i psi_i psi_i^T`` of
 values and tangents of unit ``i``.  Given ``G_l``, the units of layer ``l + 1`` are i.i.d.
 with ``zeta = (z(x_1) .., z'(x_1) ..) ~ N(0, Sigma)``,
 ``Sigma = weight_var G_l + bias_var e e^T`` (``e`` marks the values), so ``G`` is a
-Markov chain with ``E[G_(l+1) | G_l] = F(Sigma)``, ``F(Sigma) = E[psi psi^T]``, and
-``Cov(G_(l+1) | G_l) = W(Sigma) / n_(l+1)``, ``W`` the covariance of ``psi psi^T``.
-Expanding ``G_l = K_l + delta_l`` with ``E[delta] = M_l`` and ``Cov(delta) = C_l``, both
-``O(1/n)``::
+Markov chain of sample means: ``E[G_(l+1) | G_l] = F(Sigma)``, ``F(Sigma) = E[psi psi^T]``,
+``Cov(G_(l+1) | G_l) = W(Sigma) / n_(l+1)`` and third cumulant ``T(Sigma) / n_(l+1)^2``
+(``W``, ``T`` the covariance and third cumulant of the entries of ``psi psi^T``).
+:func:`gradsim.theory.moment_chain.propagate` expands its moments; to first order::
 
     K_(l+1) = F(Sigma(K_l))
-    M_(l+1) = J_l (weight_var M_l) + (1/2) weight_var^2 H_l[C_l]
-    C_(l+1) = W(Sigma(K_l)) / n_(l+1) + weight_var^2 J_l C_l J_l^T
+    M_(l+1) = J_l M_l + (1/2) H_l[C_l]
+    C_(l+1) = W(Sigma(K_l)) / n_(l+1) + J_l C_l J_l^T
 
-with ``J_l``, ``H_l`` the first and second derivatives of ``F`` at ``Sigma(K_l)``.  The
+with ``J_l``, ``H_l`` the first and second derivatives of ``G -> F(Sigma(G))`` at
+``K_l``; the second order adds the terms of :mod:`gradsim.theory.moment_chain`.  The
 readout gives ``E[g(x) g(y)] = readout_var E[G_L]`` at the tangent entries, exactly at
-any width, so the gradient covariance to first order is
-``readout_var (K_L + M_L)``.  ``F`` and ``W`` are Gaussian expectations of products of
-two and four ``psi`` entries: each is a product of orthant indicators and linear forms,
-reduced to :mod:`gradsim.theory.orthant` moments by conditioning the tangents on the
-values (Isserlis' theorem for the conditional part).  ``J`` is a central difference with
-step ``1e-5`` of the state's scale, and ``H[C]`` the sum over the eigenvectors ``v`` of
-``C`` of ``lambda v^T H v``, each a second central difference (step ``1e-4``;
-``docs/theory.md``, "Finite width to first order").  The tangent variances are linear in ``Sigma``
-(``E[1{a > 0} a'^2] = Sigma_(a'a') / 2``), so their correction is exactly 0 and the
-variance of ``df/dx`` stays exactly ``readout_var`` times the infinite-width value.
+any width, so the gradient covariance is ``readout_var (K_L + M_L)``.  ``F``, ``W`` and
+``T`` are Gaussian expectations of products of two, four and six ``psi`` entries: each
+is a product of orthant indicators and linear forms, reduced to
+:mod:`gradsim.theory.orthant` moments by conditioning the tangents on the values
+(Isserlis' theorem for the conditional part; ``docs/theory.md``, "Finite width to first
+order" and "Finite width to second order").  The tangent variances are linear in
+``Sigma`` (``E[1{a > 0} a'^2] = Sigma_(a'a') / 2``), so their correction is exactly 0 at
+both orders and the variance of ``df/dx`` stays exactly ``readout_var`` times the
+infinite-width value; at one input every entry is linear.
 
 References
 ----------

@@ -38,8 +38,8 @@ and fourth by the polarisation stencils ``sum_s s_1 .. s_p F(x + h sum s_i e_i) 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -73,9 +73,9 @@ class ChainLayer:
     mean: Callable
     cov: Callable
     width: float
-    third: Optional[Callable] = None
-    unit: Optional[Callable] = None
-    linear: Optional[tuple] = None
+    third: Callable | None = None
+    unit: Callable | None = None
+    linear: tuple | None = None
 
 
 def _points(d, order):
@@ -149,6 +149,10 @@ def propagate(x0, layers, order=1):
         raise ValueError(f"order must be 1 or 2, got {order!r}")
     x0 = np.asarray(x0, dtype=np.float64)
     d = x0.size
+    if not layers:
+        raise ValueError("layers must hold at least one ChainLayer")
+    if order == 2 and any(lay.third is None for lay in layers):
+        raise ValueError("order 2 needs every layer's third cumulant (ChainLayer.third)")
     first = layers[0]
     n = float(first.width)
     st = {"K": first.mean(x0[None])[0], "mu1": np.zeros(d),
@@ -165,6 +169,9 @@ def _step(st, lay, order):
     K, mu1, C1 = st["K"], st["mu1"], st["C1"]
     n = float(lay.width)
     unit = float(lay.unit(K)) if lay.unit is not None else float(np.abs(K).max())
+    if not (np.isfinite(unit) and unit > 0):
+        raise ValueError(f"the stencil's unit must be a positive finite number, got {unit!r}"
+                         " (a state of zeros needs ChainLayer.unit)")
     f = lay.mean(K[None])[0]
     w = lay.cov(K[None])[0]
     J = derivatives(lay.mean, K, 1, unit)
