@@ -29,10 +29,10 @@ Derivatives are central finite differences on a stencil scaled by ``unit`` (a le
 over which ``F`` is smooth): first derivatives with the 5-point rule (step
 ``1e-3 unit``, error ``O(1e-12)``), second with the 4-point rule (``2e-4 unit``), third
 and fourth by the polarisation stencils ``sum_s s_1 .. s_p F(x + h sum s_i e_i) /
-(2h)^p`` (``2e-3 unit`` and ``5e-3 unit``).  Rounding contributes about ``1e-16 / h^p``
-(``1e-8`` and ``2e-7`` absolute for orders 3 and 4, in units of the state), truncation
-``O(h^2)`` relative: both far below the corrections of relative size ``1/n`` and
-``1/n^2`` they enter.
+(2h)^p`` at ``h`` and ``2h`` combined by Richardson extrapolation (``(4 D(h) - D(2h)) /
+3``, truncation ``O(h^4)``; ``h = 2e-3 unit`` and ``2.5e-3 unit``).  The sensitivity of
+the Gram chain's second-order coefficient to these steps is measured in
+``docs/theory.md``, "Finite width to second order".
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import numpy as np
 __all__ = ["ChainLayer", "propagate", "derivatives"]
 
 #: Steps of the stencils for derivatives of order 1 .. 4, in units of ``unit``.
-STEPS = (1e-3, 2e-4, 2e-3, 5e-3)
+STEPS = (1e-3, 2e-4, 2e-3, 2.5e-3)
 
 
 @dataclass(frozen=True)
@@ -105,9 +105,15 @@ def derivatives(func, x, order, unit):
     d = x.size
     h = STEPS[order - 1] * unit
     combos, pts, wts = _points(d, order)
-    vals = func((x + h * pts).reshape(-1, d))
-    vals = vals.reshape(pts.shape[:2] + vals.shape[1:])
-    part = np.einsum("cs,cs...->c...", wts, vals) / h**order
+
+    def stencil(step):
+        vals = func((x + step * pts).reshape(-1, d))
+        vals = vals.reshape(pts.shape[:2] + vals.shape[1:])
+        return np.einsum("cs,cs...->c...", wts, vals) / step**order
+
+    part = stencil(h)
+    if order >= 3:  # Richardson: the O(h^2) truncation cancels
+        part = (4.0 * part - stencil(2.0 * h)) / 3.0
     if not np.all(np.isfinite(part)):
         raise ValueError("the chain's map is not finite on the derivative stencil "
                          f"(order {order}, step {h:.3g}): the state is too close to "
