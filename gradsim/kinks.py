@@ -1,0 +1,348 @@
+"""Exact linear pieces of a sampled network along a segment of the input line.
+
+On the line ``x(t) = x0 + t u``, ``t`` in ``[a, b]``, a ReLU-family network (also with
+batch norm whose statistics are frozen at the grid batch) is piecewise linear in ``t``.
+Its state is carried exactly as a piecewise-linear function: knots ``t_0 = a < t_1 <
+.. < t_K = b``, every unit's value at the knots and its slope on each piece.
+
+* A :class:`~gradsim.families.layers.Dense` layer maps values and slopes linearly
+  (``z = W h + b``; the bias on the values only).
+* Frozen batch norm is affine per unit: ``(z - mean) / sqrt(var + eps)`` with the mean
+  and the (biased) variance of the values at the grid points, which are kept as knots
+  (the statistics of ``bn_grad='frozen'``; :func:`gradsim.nets.forward` with
+  ``stats_from`` the grid).
+* An activation first finds every zero crossing inside a piece: unit ``i`` is linear
+  there, ``z_i(t) = v_ij + s_ij (t - t_j)``, so a sign change between the knots ``t_j``,
+  ``t_(j+1)`` is one crossing at ``t* = t_j - v_ij / s_ij``.  Every crossing becomes a
+  knot (the unit's own value there is set to 0), every unit is evaluated there from its
+  linear piece, and then no unit changes sign inside a piece: the activation is applied
+  to the values and, by the sign at each piece's midpoint, to the slopes (ReLU,
+  ab-ReLU, CReLU's two halves).
+* A residual block refines its skip onto the branch's knots and adds.
+
+The output ``f`` is then linear on every piece, with slope ``df/dt`` carried exactly (not
+a difference quotient).  A knot is a *breakpoint* of ``f`` where the slope changes by
+more than :data:`SLOPE_TOL` times the largest ``|df/dt|`` on the segment: a looks-linear
+net (``init='looks-linear'``, ``mirror=1``) has unit crossings but no breakpoint, its
+mirrored pairs cancel to rounding.  Highway gates are sigmoids, so a highway net is not
+piecewise linear: it is refused here; :func:`grid_crossings` counts its ReLU crossings
+on a grid instead.
+
+The work per layer is one matrix product over the knots (``N^2 K``), in NumPy/BLAS; the
+knot count grows by the crossings of each layer, and :data:`MAX_KNOTS` bounds it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .families.layers import Activation, BatchNorm, Dense, Residual
+from .nets import Network, preactivations
+from .util import check_int, check_memory, check_real
+
+__all__ = ["Kinks", "breakpoints", "grid_adequacy", "grid_crossings", "line_points",
+           "SLOPE_TOL", "MAX_KNOTS"]
+
+#: A knot is a breakpoint of f where |jump of df/dt| > SLOPE_TOL * max |df/dt|.
+SLOPE_TOL = 1e-9
+#: Most knots a segment may carry (values and slopes of every unit at each knot).
+MAX_KNOTS = 2_000_000
+
+
+@dataclasses.dataclass
+class Kinks:
+    """The exact linear pieces of one network on ``[a, b]``.
+
+    Attributes
+    ----------
+    a, b : float
+        The segment.
+    knots : ndarray, shape (K + 1,)
+        Every knot of the state: ``a``, ``b``, the grid points and every unit crossing.
+    f : ndarray, shape (K + 1,)
+        ``f`` at the knots.
+    slopes : ndarray, shape (K,)
+        ``df/dt`` on each piece between knots (exact).
+    breakpoints : ndarray, shape (B,)
+        The knots where ``df/dt`` changes: the breakpoints of ``f``.
+    jumps : ndarray, shape (B,)
+        ``df/dt`` right minus left at each breakpoint.
+    pieces : ndarray, shape (B + 1,)
+        ``df/dt`` on each linear piece of ``f`` (between breakpoints).
+    crossings : list of ndarray
+        Per activation site, in network order: the crossing points ``t``, sorted.
+    crossing_units : list of ndarray
+        Per activation site: the unit of each crossing (same order).
+    units : ndarray of int
+        Pre-activation units at each activation site.
+    tap_breakpoints : list of ndarray or None
+        For a net sampled with ``taps=True``: the breakpoints of every prefix's output
+        (depths ``1 .. L``; the last is ``breakpoints``).
+    """
+
+    a: float
+    b: float
+    knots: np.ndarray
+    f: np.ndarray
+    slopes: np.ndarray
+    breakpoints: np.ndarray
+    jumps: np.ndarray
+    pieces: np.ndarray
+    crossings: list
+    crossing_units: list
+    units: np.ndarray
+    tap_breakpoints: list | None = None
+
+    def crossings_per_unit(self):
+        """Mean crossings per unit at each activation site, ``(sites,)``."""
+        return np.array([len(c) for c in self.crossings]) / np.maximum(self.units, 1)
+
+
+@dataclasses.dataclass
+class _State:
+    """A piecewise-linear state: knots ``t`` ``(K+1,)``, values ``v`` ``(N, K+1)``,
+    slopes ``s`` ``(N, K)``, and which knots are grid points."""
+
+    t: np.ndarray
+    v: np.ndarray
+    s: np.ndarray
+    grid: np.ndarray
+
+    def refine(self, t_new):
+        """The same functions on the knots ``t_new`` (a superset of ``self.t``)."""
+        if len(t_new) == len(self.t):
+            return self
+        piece = np.clip(np.searchsorted(self.t, t_new, side="right") - 1, 0, len(self.t) - 2)
+        v = self.v[:, piece] + self.s[:, piece] * (t_new - self.t[piece])
+        old = np.searchsorted(t_new, self.t)
+        v[:, old] = self.v  # the old knots keep their values exactly
+        mid = 0.5 * (t_new[:-1] + t_new[1:])
+        parent = np.clip(np.searchsorted(self.t, mid, side="right") - 1, 0, len(self.t) - 2)
+        grid = np.zeros(len(t_new), dtype=bool)
+        grid[old] = self.grid
+        return _State(t_new, v, self.s[:, parent], grid)
+
+
+def line_points(spec, x0=None, direction=None):
+    """The line's origin ``x0`` and direction ``u`` for ``spec.input_dim``: default ``0``
+    and ``(1, .., 1) / sqrt(d)`` (gradsim's grid convention)."""
+    d = spec.input_dim
+    x0 = np.zeros(d) if x0 is None else np.asarray(x0, dtype=np.float64).reshape(-1)
+    if direction is None:
+        u = np.ones(d) / np.sqrt(d)
+    else:
+        u = np.asarray(direction, dtype=np.float64).reshape(-1)
+    for name, arr in (("x0", x0), ("direction", u)):
+        if arr.shape != (d,) or not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be {d} finite numbers (input_dim {d}), got "
+                             f"{arr.shape[0]} values" if arr.shape != (d,) else
+                             f"{name} must be finite")
+    if not np.any(u):
+        raise ValueError("direction must be nonzero")
+    return x0, u
+
+
+def _segment(a, b, grid):
+    a = check_real("a", a, -1e12, 1e12)
+    b = check_real("b", b, -1e12, 1e12)
+    if not b > a:
+        raise ValueError(f"the segment [a, b] must have b > a, got a = {a:g}, b = {b:g}")
+    g = np.zeros(0) if grid is None else np.asarray(grid, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(g)) or np.any((g < a) | (g > b)):
+        raise ValueError(f"grid points must be finite and inside [a, b] = [{a:g}, {b:g}]")
+    return a, b, g
+
+
+def _check_net(net):
+    if not isinstance(net, Network):
+        raise ValueError(f"net must be a Network, got {type(net).__name__}")
+    if net.columns is not None:
+        raise ValueError("breakpoints need a network drawn explicitly (sampler='explicit'): "
+                         "a Gram-space network is not a function of its input")
+    if net.spec.arch == "highway":
+        raise ValueError("highway gates are smooth (sigmoid), so f is not piecewise linear: "
+                         "use grid_crossings for its ReLU crossings")
+
+
+class _Pass:
+    """One piecewise-linear pass, collecting the crossings of every activation site."""
+
+    def __init__(self, max_knots):
+        self.max_knots = max_knots
+        self.crossings, self.crossing_units, self.units = [], [], []
+
+    def run(self, layers, st):
+        for layer in layers:
+            st = self.layer(layer, st)
+        return st
+
+    def layer(self, layer, st):
+        if isinstance(layer, Dense):
+            v, s = layer.w @ st.v, layer.w @ st.s
+            if layer.b is not None:
+                v += layer.b[:, None]
+            return _State(st.t, v, s, st.grid)
+        if isinstance(layer, BatchNorm):
+            vg = st.v[:, st.grid]
+            mean = vg.mean(axis=1)
+            inv = 1.0 / np.sqrt(((vg - mean[:, None]) ** 2).mean(axis=1) + layer.eps)
+            return _State(st.t, (st.v - mean[:, None]) * inv[:, None], st.s * inv[:, None],
+                          st.grid)
+        if isinstance(layer, Activation):
+            return self.activation(layer, st)
+        if isinstance(layer, Residual):
+            out = self.run(layer.branch, st)
+            skip = st.refine(out.t)
+            return _State(out.t, layer.alpha * (skip.v + layer.beta * out.v),
+                          layer.alpha * (skip.s + layer.beta * out.s), out.grid)
+        raise ValueError(f"breakpoints: no piecewise-linear rule for {type(layer).__name__}")
+
+    def activation(self, layer, st):
+        v, s, t = st.v, st.s, st.t
+        left, right = v[:, :-1], v[:, 1:]
+        unit, piece = np.nonzero(((left < 0) & (right > 0)) | ((left > 0) & (right < 0)))
+        tc = t[piece] - left[unit, piece] / s[unit, piece]
+        tc = np.clip(tc, t[piece], t[piece + 1])
+        # a unit exactly 0 at a knot, changing sign across it, crosses at the knot
+        zu, zk = np.nonzero(v[:, 1:-1] == 0)
+        zk = zk + 1
+        at = (v[zu, zk - 1] * v[zu, zk + 1]) < 0
+        unit = np.concatenate([unit, zu[at]])
+        tc = np.concatenate([tc, t[zk[at]]])
+        order = np.argsort(tc, kind="stable")
+        self.crossings.append(tc[order])
+        self.crossing_units.append(unit[order])
+        self.units.append(v.shape[0])
+        t_new = np.union1d(t, tc)
+        if len(t_new) > self.max_knots:
+            raise ValueError(f"breakpoints: {len(t_new)} knots exceed max_knots = "
+                             f"{self.max_knots}; shorten the segment or raise max_knots")
+        check_memory(4 * v.shape[0] * len(t_new) * v.itemsize,
+                     f"breakpoints with {len(t_new)} knots")
+        st = st.refine(t_new)
+        st.v[unit, np.searchsorted(t_new, tc)] = 0.0  # exactly 0 at its own crossing
+        mid = 0.5 * (st.v[:, :-1] + st.v[:, 1:])
+        if layer.kind == "crelu":
+            pos, neg = mid > 0, mid < 0
+            v = np.concatenate([np.maximum(st.v, 0.0), np.maximum(-st.v, 0.0)])
+            s = np.concatenate([st.s * pos, -st.s * neg])
+        else:
+            a, b = layer.slope_pos, layer.slope_neg
+            v = np.where(st.v > 0, a * st.v, b * st.v)
+            s = st.s * np.where(mid > 0, a, b)
+        return _State(st.t, v, s, st.grid)
+
+
+def _kinks_of(slopes, knots, tol):
+    jump = np.diff(slopes)
+    scale = float(np.abs(slopes).max()) if slopes.size else 0.0
+    kink = np.abs(jump) > tol * scale
+    pieces = np.concatenate([slopes[:1], slopes[1:][kink]]) if slopes.size else slopes
+    return knots[1:-1][kink], jump[kink], pieces
+
+
+def breakpoints(net, a, b, grid=None, x0=None, direction=None, max_knots=MAX_KNOTS):
+    """The exact breakpoints of ``f`` and crossings of every unit on ``[a, b]``.
+
+    Parameters
+    ----------
+    net : Network
+        Drawn explicitly; feedforward, resnet or post-activation resnet, with ReLU,
+        ab-ReLU or CReLU (looks-linear too), with or without batch norm.  Not highway.
+    a, b : float
+        The segment ``a < b`` of the line ``x(t) = x0 + t u``.
+    grid : array_like, optional
+        Grid points in ``[a, b]``, kept as knots.  Batch norm takes its (frozen)
+        statistics from them, so nets with batch norm need at least 2.
+    x0, direction : array_like, optional
+        The line (default :func:`line_points`).
+    max_knots : int
+        Refuse (``ValueError``) a segment needing more knots.
+
+    Returns
+    -------
+    Kinks
+    """
+    if not isinstance(net, Network):
+        raise ValueError(f"net must be a Network, got {type(net).__name__}")
+    _check_net(net)
+    a, b, g = _segment(a, b, grid)
+    max_knots = check_int("max_knots", max_knots, 2, 10**9)
+    spec = net.spec
+    if spec.batchnorm and len(np.unique(g)) < 2:
+        raise ValueError("batch norm takes its statistics from the grid: pass a grid of at "
+                         "least 2 points in [a, b]")
+    x0, u = line_points(spec, x0, direction)
+    t = np.union1d([a, b], g)
+    grid_mask = np.isin(t, g)
+    if spec.batchnorm:
+        # every grid point counts once in the statistics, as in a grid batch of distinct
+        # points; a repeated grid point would count more than once there
+        if len(g) != len(np.unique(g)):
+            raise ValueError("grid points must be distinct for batch-norm statistics")
+    dt = net.dtype
+    v0 = (x0[:, None] + u[:, None] * t[None, :]).astype(dt)
+    s0 = np.repeat(u[:, None], len(t) - 1, axis=1).astype(dt)
+    st = _State(t, v0, s0, grid_mask)
+    run = _Pass(max_knots)
+    readouts = (net.taps or []) + [net.readout]
+    tap_bp = [] if net.taps is not None else None
+    depth = 0
+    for i, layer in enumerate(net.layers):
+        st = run.layer(layer, st)
+        if tap_bp is not None and depth < len(net.bounds) and i == net.bounds[depth]:
+            sl = readouts[depth] @ st.s
+            tap_bp.append(_kinks_of(sl, st.t, SLOPE_TOL)[0])
+            depth += 1
+    f = net.readout @ st.v
+    slopes = net.readout @ st.s
+    bp, jumps, pieces = _kinks_of(slopes, st.t, SLOPE_TOL)
+    return Kinks(a, b, st.t, f, slopes, bp, jumps, pieces, run.crossings,
+                 run.crossing_units, np.array(run.units), tap_bp)
+
+
+def grid_adequacy(kinks, grid):
+    """How many grid intervals hold more than one breakpoint of ``f``.
+
+    A grid gradient is one number per grid point; an interval between grid points that
+    holds two or more breakpoints hides pieces of ``f`` the grid cannot see.
+
+    Returns
+    -------
+    dict
+        ``intervals`` (grid intervals), ``empty``, ``one`` and ``several`` (intervals
+        with 0, 1 and more than 1 breakpoint), ``hidden`` (breakpoints beyond the first
+        in an interval) and ``fraction_several``.
+    """
+    g = np.sort(np.asarray(grid, dtype=np.float64).reshape(-1))
+    if g.size < 2:
+        raise ValueError("grid must have at least 2 points")
+    idx = np.searchsorted(g, kinks.breakpoints, side="right") - 1
+    idx = idx[(idx >= 0) & (idx < g.size - 1)]
+    counts = np.bincount(idx, minlength=g.size - 1)
+    several = int((counts > 1).sum())
+    return {"intervals": int(g.size - 1), "empty": int((counts == 0).sum()),
+            "one": int((counts == 1).sum()), "several": several,
+            "hidden": int(np.maximum(counts - 1, 0).sum()),
+            "fraction_several": several / (g.size - 1)}
+
+
+def grid_crossings(net, t, x0=None, direction=None):
+    """Sign changes of every activation site's units between successive points ``t``:
+    a lower bound on the crossings, exact where the grid resolves them (for highway
+    nets, whose gates are smooth; any net drawn explicitly).
+
+    Returns
+    -------
+    ndarray, shape (sites,)
+        Mean sign changes per unit at each activation site.
+    """
+    t = np.asarray(t, dtype=np.float64).reshape(-1)
+    if t.size < 2 or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
+        raise ValueError("t must be at least 2 increasing finite points")
+    x0, u = line_points(net.spec, x0, direction)
+    x = x0[None, :] + t[:, None] * u[None, :]
+    pre = preactivations(net, x, stats_from=x if net.spec.batchnorm else None)
+    return np.array([((z[:, :-1] > 0) != (z[:, 1:] > 0)).sum() / z.shape[0] for z in pre])
