@@ -77,9 +77,13 @@ class Kinks:
         Per activation site: the unit of each crossing (same order).
     units : ndarray of int
         Pre-activation units at each activation site.
-    tap_breakpoints : list of ndarray or None
+    tap_breakpoints, tap_jumps : list of ndarray or None
         For a net sampled with ``taps=True``: the breakpoints of every prefix's output
-        (depths ``1 .. L``; the last is ``breakpoints``).
+        and the jumps of its ``df/dt`` there (depths ``1 .. L``; the last are
+        ``breakpoints`` and ``jumps``).
+    tap_slope_rms : ndarray or None
+        For ``taps=True``: the RMS of every prefix's ``df/dt`` over ``[a, b]``
+        (``sqrt(int (df/dt)^2 dt / (b - a))``, exact on the pieces), shape ``(L,)``.
     """
 
     a: float
@@ -94,6 +98,8 @@ class Kinks:
     crossing_units: list
     units: np.ndarray
     tap_breakpoints: list | None = None
+    tap_jumps: list | None = None
+    tap_slope_rms: np.ndarray | None = None
 
     def crossings_per_unit(self):
         """Mean crossings per unit at each activation site, ``(sites,)``."""
@@ -288,19 +294,23 @@ def breakpoints(net, a, b, grid=None, x0=None, direction=None, max_knots=MAX_KNO
     st = _State(t, v0, s0, grid_mask)
     run = _Pass(max_knots)
     readouts = (net.taps or []) + [net.readout]
-    tap_bp = [] if net.taps is not None else None
+    tap_bp, tap_jump, tap_rms = ([], [], []) if net.taps is not None else (None, None, None)
     depth = 0
     for i, layer in enumerate(net.layers):
         st = run.layer(layer, st)
         if tap_bp is not None and depth < len(net.bounds) and i == net.bounds[depth]:
             sl = readouts[depth] @ st.s
-            tap_bp.append(_kinks_of(sl, st.t, SLOPE_TOL)[0])
+            where, jump, _ = _kinks_of(sl, st.t, SLOPE_TOL)
+            tap_bp.append(where)
+            tap_jump.append(jump)
+            tap_rms.append(np.sqrt(float((sl * sl) @ np.diff(st.t)) / (b - a)))
             depth += 1
     f = net.readout @ st.v
     slopes = net.readout @ st.s
     bp, jumps, pieces = _kinks_of(slopes, st.t, SLOPE_TOL)
     return Kinks(a, b, st.t, f, slopes, bp, jumps, pieces, run.crossings,
-                 run.crossing_units, np.array(run.units), tap_bp)
+                 run.crossing_units, np.array(run.units), tap_bp, tap_jump,
+                 None if tap_rms is None else np.array(tap_rms))
 
 
 def grid_adequacy(kinks, grid):

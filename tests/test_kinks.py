@@ -83,7 +83,7 @@ def test_crossings_are_the_sign_changes_of_the_preactivations():
     counted = grid_crossings(net, fine)
     np.testing.assert_allclose(k.crossings_per_unit(), counted, rtol=0, atol=0)
     pre = preactivations(net, fine)
-    for site, (z, tc, unit) in enumerate(zip(pre, k.crossings, k.crossing_units)):
+    for z, tc, unit in zip(pre, k.crossings, k.crossing_units):
         assert len(tc) == ((z[:, :-1] > 0) != (z[:, 1:] > 0)).sum()
         assert np.all(np.diff(tc) >= 0) and np.all((tc > -2) & (tc < 2))
         assert np.all((unit >= 0) & (unit < z.shape[0]))
