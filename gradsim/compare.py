@@ -226,12 +226,21 @@ def predict(spec, model, x, y, *, log_scale=False):
 
 def _finite_pair(spec, x, y, model="finite"):
     """As :func:`_exact_pair` from the finite-width theory to first (``'finite'``) or
-    second (``'finite2'``) order (1-D inputs)."""
+    second (``'finite2'``) order: the variance ``sum_c E[df/dx_c(x)^2]``, the covariance
+    ``sum_c E[df/dx_c(x) df/dx_c(y)]`` (traces of the ``d x d`` blocks) and their
+    correlation; equal points are computed as one."""
     require(spec, model)
-    t = [float(np.asarray(v, float).reshape(-1)[0]) for v in (x, y)]
-    pts = t[:1] if t[0] == t[1] else t
+    d = spec.input_dim
+    pts = [np.asarray(v, float).reshape(-1) for v in (x, y)]
+    for name, v in zip("xy", pts):
+        if v.size != d:
+            raise ValueError(f"{name} must have {d} coordinate{'s' if d > 1 else ''} "
+                             f"(input_dim), got {v.size}")
+    pts = np.stack(pts[:1] if np.array_equal(pts[0], pts[1]) else pts)
     c = finite_width_gradient_covariance(spec, pts, order=2 if model == "finite2" else 1)["cov"]
-    var, cov, vy = c[0, 0], c[0, -1], c[-1, -1]
+    k = len(pts)
+    blocks = c.reshape(k, d, k, d)
+    var, cov, vy = (np.trace(blocks[i, :, j, :]) for i, j in ((0, 0), (0, -1), (-1, -1)))
     if not (np.isfinite(c).all() and var > 0 and vy > 0):
         raise ValueError(f"finite-width theory: the gradient variance is not a positive "
                          f"finite number for {describe(spec, False)}")

@@ -52,9 +52,12 @@ class KinkStats:
     a, b : float
     grid_points : int
     seed : int
+    x0, direction : ndarray, shape (d,)
+        The line.
     units : ndarray of int, shape (sites,)
     per_unit : ndarray, shape (nets, sites)
-    breakpoints, jump_abs, slope_rms, jump_s11, jump_s2, lag1_num, lag1_den : ndarray, shape (nets, depth)
+    breakpoints, jump_abs, slope_rms, jump_s11, jump_s2, lag1_num, lag1_den : ndarray
+        Shape ``(nets, depth)``.
     several : ndarray, shape (nets,)
     """
 
@@ -63,6 +66,8 @@ class KinkStats:
     b: float
     grid_points: int
     seed: int
+    x0: np.ndarray
+    direction: np.ndarray
     units: np.ndarray
     per_unit: np.ndarray
     breakpoints: np.ndarray
@@ -91,17 +96,16 @@ class KinkStats:
         return r, se
 
 
-def _task(spec, a, b, points, seed, start, stop, max_knots):
+def _task(spec, a, b, points, seed, start, stop, max_knots, x0, u):
     depth = spec.depth
     grid = np.linspace(a, b, points)
-    x0, u = line_points(spec)
     x = x0[None, :] + grid[:, None] * u[None, :]
     rows = {k: [] for k in _FIELDS}
     units = None
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for i in range(start, stop):
             net = sample_network(spec, network_rng(seed, i), taps=True)
-            k = breakpoints(net, a, b, grid=grid, max_knots=max_knots)
+            k = breakpoints(net, a, b, grid=grid, x0=x0, direction=u, max_knots=max_knots)
             units = k.units
             rows["per_unit"].append(k.crossings_per_unit())
             rows["several"].append(grid_adequacy(k, grid)["several"])
@@ -123,8 +127,9 @@ def _task(spec, a, b, points, seed, start, stop, max_knots):
     return units, {k: np.array(v) for k, v in rows.items()}
 
 
-def simulate_kinks(spec, a=-2.0, b=2.0, nets=20, seed=0, *, grid_points=256, chunk=None,
-                   workers=1, max_knots=MAX_KNOTS, progress=None):
+def simulate_kinks(spec, a=-2.0, b=2.0, nets=20, seed=0, *, grid_points=256, x0=None,
+                   direction=None, chunk=None, workers=1, max_knots=MAX_KNOTS,
+                   progress=None):
     """Exact crossings, breakpoints and jumps of ``nets`` networks on ``[a, b]``.
 
     Parameters
@@ -138,6 +143,8 @@ def simulate_kinks(spec, a=-2.0, b=2.0, nets=20, seed=0, *, grid_points=256, chu
     grid_points : int
         The grid (equally spaced on ``[a, b]``): batch-norm statistics, the grid
         gradient's lag-1 autocorrelation and the grid adequacy.
+    x0, direction : array_like, optional
+        The line ``x(t) = x0 + t direction`` (default :func:`gradsim.kinks.line_points`).
     chunk, workers : int
         Networks per task and worker processes (the numbers do not depend on either).
     max_knots : int
@@ -154,17 +161,22 @@ def simulate_kinks(spec, a=-2.0, b=2.0, nets=20, seed=0, *, grid_points=256, chu
         raise ValueError("highway gates are smooth (sigmoid), so f is not piecewise linear: "
                          "simulate_kinks covers feedforward nets and resnets")
     nets = check_int("nets", nets, 2, 10**7)
+    x0, u = line_points(spec, x0, direction)
+    if not (np.isfinite(a) and np.isfinite(b) and b > a):
+        raise ValueError(f"the segment [a, b] must have finite a < b, got a = {a}, b = {b}")
     seed = check_int("seed", seed, 0, 2**63 - 1)
     points = check_int("grid_points", grid_points, 2, 10**6)
     workers = check_workers(workers)
     chunk = check_int("chunk", chunk if chunk is not None else max(1, -(-nets // (4 * workers))),
                       1, nets)
     starts = range(0, nets, chunk)
-    tasks = ((spec, a, b, points, seed, s, min(s + chunk, nets), max_knots) for s in starts)
+    tasks = ((spec, a, b, points, seed, s, min(s + chunk, nets), max_knots, x0, u)
+             for s in starts)
     parts, units = [], None
-    for s, (units, part) in zip(starts, ordered_map(_task, tasks, workers)):
+    for s, (got, part) in zip(starts, ordered_map(_task, tasks, workers)):
         parts.append(part)
+        units = got
         if progress is not None:
             progress(min(s + chunk, nets), nets)
     cat = {k: np.concatenate([p[k] for p in parts]) for k in _FIELDS}
-    return KinkStats(spec, float(a), float(b), points, seed, np.asarray(units), **cat)
+    return KinkStats(spec, float(a), float(b), points, seed, x0, u, np.asarray(units), **cat)

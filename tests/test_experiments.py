@@ -46,6 +46,8 @@ TINY = {
     "width_scan": dict(widths=[8, 16, 32], depths=[2, 3], net_budget=64, min_nets=4,
                        max_nets=20, tail=1),
     "finite_width": dict(widths=[8, 16], depths=[2, 3], nets=20),
+    "kinks": dict(depth=3, width=8, nets=3, widths=[4, 8], scan_depth=2, scan_nets=3,
+                  teach_depths=[1, 3], teach_width=4, grid_points=16),
     "paper_model": dict(width=4, depth=3, nets=20, bn_depths=[1, 3]),
     "convnets": dict(channels=1, points=8, nets=2, depths=[1, 2]),
     "training": dict(families="relu,crelu-ll", depths=[1, 3], width=4, epochs=1,
@@ -55,7 +57,8 @@ TINY = {
 
 #: Verdicts the tiny runs must give whatever their size: exact identities hold, and
 #: informational rows carry no verdict.
-EXPECTED = {"T12": "holds", "CV4": "holds", "X2": "info", "X3": "info"}
+EXPECTED = {"T12": "holds", "CV4": "holds", "X2": "info", "X3": "info", "K4": "holds",
+            "K1": "info", "K2": "info"}
 
 
 def _tiny(name):
@@ -82,6 +85,21 @@ def _nan_allowed(name, res):
             if covers(NetSpec(depth=p["depth"], width=p["width"], **kw), model) is not None}
 
 
+def _nan_rows(name, res):
+    """Per-family arrays of the kinks experiment: nan in the rows of the families the
+    Rice formula does not cover (batch norm), and a looks-linear net's jump and lag-1
+    correlations (no jumps, a constant gradient)."""
+    if name != "kinks":
+        return {}
+    from gradsim.experiments.kinks import family_spec
+
+    fams = res.params["families"]
+    uncovered = np.array([covers(family_spec(f, 2, 4), "exact") is not None for f in fams])
+    linear = np.array([f == "looks_linear" for f in fams])
+    return {"rice_per_unit": uncovered, "rice_breakpoints": uncovered, "jump_corr": linear,
+            "jump_corr_se": linear, "lag1": linear, "lag1_se": linear}
+
+
 def test_registry_lists_every_experiment():
     assert set(TINY) == set(experiments.NAMES)
     for name, title in experiments.describe():
@@ -98,9 +116,13 @@ def test_run_plot_claims_and_results_file(name, tmp_path):
     res = _tiny_run(name)
     assert res.name == name and res.params["seed"] == experiments.get(name).DEFAULTS["seed"]
     nan_ok = _nan_allowed(name, res)
+    nan_rows = _nan_rows(name, res)
     for key, arr in res.arrays.items():
         arr = np.asarray(arr, dtype=float)
-        if key in nan_ok:  # not covered: nan at every depth
+        if key in nan_rows:  # per family: nan exactly in the rows not covered
+            rows = nan_rows[key]
+            assert np.all(np.isnan(arr[rows])) and np.all(np.isfinite(arr[~rows])), key
+        elif key in nan_ok:  # not covered: nan at every depth
             assert np.all(np.isnan(arr)), key
         else:
             assert np.all(np.isfinite(arr)), key

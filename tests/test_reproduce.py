@@ -440,7 +440,7 @@ def test_workers_option_default_and_range(monkeypatch, capsys, tmp_path):
 #: The experiments that compute many networks (training through its parameter, capped by
 #: the run's workers); each must give the same numbers from 1 and 2 processes.
 PARALLEL = ["autocorrelation", "activity", "correlation", "looks_linear", "spectra",
-            "kurtosis", "width_scan", "finite_width",
+            "kurtosis", "width_scan", "finite_width", "kinks",
             "convnets", "training"]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from .._version import __version__
-from . import experiments, simulate, sweep, theory, train
+from . import experiments, kinks, simulate, sweep, theory, train
 from .common import Parser, UsageError
 
 __all__ = ["main", "build_parser"]
@@ -26,6 +26,7 @@ def build_parser():
     train.add_command(sub)
     sweep.add_command(sub)
     simulate.add_command(sub)
+    kinks.add_command(sub)
     theory.add_commands(sub)
     return parser
 

@@ -13,7 +13,7 @@ __all__ = ["NAMES", "get", "describe", "missing_requirements"]
 
 #: Experiment names, in run order.
 NAMES = ("gradients", "covariance", "autocorrelation", "activity", "correlation",
-         "looks_linear", "spectra", "kurtosis", "width_scan", "finite_width",
+         "looks_linear", "spectra", "kurtosis", "width_scan", "finite_width", "kinks",
          "paper_model", "convnets", "training")
 
 

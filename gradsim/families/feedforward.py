@@ -99,11 +99,14 @@ def covers(spec, model):
                                 or spec.bias_var):
         return ("the kurtosis identity needs a bias-free He ReLU feedforward net without "
                 "batch norm")
-    if model in ("finite", "finite2") and (spec.batchnorm or spec.activation != "relu"
-                              or spec.init != "he" or spec.input_dim != 1
-                              or spec.first_bias_var == 0):
-        return ("the finite-width theory covers He ReLU feedforward nets on 1-D "
-                "inputs without batch norm, with a first-layer bias (first_bias_var > 0)")
+    if model in ("finite", "finite2"):
+        if (spec.batchnorm or spec.activation not in ("relu", "leaky") or spec.init != "he"
+                or spec.first_bias_var == 0):
+            return ("the finite-width theory covers He (Gaussian) ReLU and ab-ReLU (leaky) "
+                    "feedforward nets without batch norm, with a first-layer bias "
+                    "(first_bias_var > 0)")
+        from ..theory.finite_width import size_refusal  # here: the theory imports families
+        return size_refusal(2, spec.input_dim, 2 if model == "finite2" else 1)
     if model == "shallow" and (spec.depth != 1 or spec.input_dim != 1
                                or spec.activation != "relu" or spec.batchnorm):
         return ("the Brownian limit needs a one-hidden-layer (depth=1) ReLU feedforward net "
