@@ -105,8 +105,15 @@ def covers(spec, model):
             return ("the finite-width theory covers He (Gaussian) ReLU and ab-ReLU (leaky) "
                     "feedforward nets without batch norm, with a first-layer bias "
                     "(first_bias_var > 0)")
-        from ..theory.finite_width import size_refusal  # here: the theory imports families
-        return size_refusal(2, spec.input_dim, 2 if model == "finite2" else 1)
+        # what `theory --model` and the compare rows run (the API goes further): the
+        # derivative tensors grow as D^3 (first order) and D^5 (second), D the Gram
+        # entries, so these stay at about a second per layer or less
+        limit = 1 if model == "finite2" else 4
+        if spec.input_dim > limit:
+            return (f"model {model} covers input dimensions up to {limit} (its derivative "
+                    f"tensors grow as a power of the input dimension; "
+                    "theory.finite_width.finite_width_gradient_covariance goes further)")
+        return None
     if model == "shallow" and (spec.depth != 1 or spec.input_dim != 1
                                or spec.activation != "relu" or spec.batchnorm):
         return ("the Brownian limit needs a one-hidden-layer (depth=1) ReLU feedforward net "

@@ -58,16 +58,17 @@ from .moment_chain import ChainLayer, propagate
 from .orthant import half_moments, orthant_moments
 
 __all__ = ["gram_moments", "gram_third_cumulant", "finite_width_gradient_covariance",
-           "GaussianState", "MAX_FACTORS", "MAX_TENSOR_BYTES", "tensor_bytes",
+           "GaussianState", "MAX_FACTORS", "MAX_DERIVATIVE_BYTES", "derivative_bytes",
            "size_refusal"]
 
 #: Most ``psi`` factors in one expectation (third cumulants of the Gram entries need 6).
 MAX_FACTORS = 6
-#: Largest derivative tensor the expansion may need (``D^3`` floats at order 1, ``D^5``
-#: at order 2, ``D`` the number of unique Gram entries); larger requests are refused.
-MAX_TENSOR_BYTES = 2 * 2**30
-#: Stencil points evaluated at once by a layer's maps (bounds their working memory).
-_CHUNK = 1 << 16
+#: Most memory the derivatives of the expansion may take (:func:`derivative_bytes`);
+#: larger requests are refused.
+MAX_DERIVATIVE_BYTES = 2 * 2**30
+#: Floats of the ``(..., N, N)`` covariances one call of a layer's maps holds at once
+#: (stencil points are evaluated in chunks of ``_CHUNK_FLOATS // N^2`` rows).
+_CHUNK_FLOATS = 1 << 22
 
 
 class GaussianState:
@@ -284,37 +285,43 @@ def _linear_entries(k, d):
             if p >= k and q >= k and owner(p) == owner(q)]
 
 
-def tensor_bytes(k, d, order):
-    """Bytes of the largest derivative tensor of the expansion: ``8 D^3`` at order 1
-    (second derivatives of ``F``), ``8 D^5`` at order 2 (fourth derivatives), with
-    ``D = N (N + 1) / 2`` unique Gram entries of ``N = k (1 + d)``."""
+def derivative_bytes(k, d, order):
+    """The memory the expansion's derivatives take, about, with ``D = N (N + 1) / 2``
+    unique Gram entries of ``N = k (1 + d)``: at order 2 the fourth-derivative tensor,
+    ``8 D^5`` bytes (the peak is about 3.5 times that: its stencil's evaluations, 1.7 GB
+    at ``D = 36``); at order 1 the second-derivative tensor and its stencil's points and
+    evaluations, ``8 * 7 D^3`` (3.2 GB peak at ``D = 325``, with the chunks' working
+    memory)."""
     n = k * (1 + d)
     size = n * (n + 1) // 2
-    return 8 * size ** (3 if order == 1 else 5)
+    return 8 * size**5 if order == 2 else 8 * 7 * size**3
 
 
 def size_refusal(k, d, order):
     """None if the expansion to ``order`` at ``k`` points in ``d`` dimensions fits
-    :data:`MAX_TENSOR_BYTES`, else why not."""
-    need = tensor_bytes(k, d, order)
-    if need <= MAX_TENSOR_BYTES:
+    :data:`MAX_DERIVATIVE_BYTES` (:func:`derivative_bytes`), else why not."""
+    need = derivative_bytes(k, d, order)
+    if need <= MAX_DERIVATIVE_BYTES:
         return None
     n = k * (1 + d)
-    power = 3 if order == 1 else 5
+    what = "D^5 floats of fourth derivatives" if order == 2 else \
+        "7 D^3 floats of second derivatives and their stencil"
     return (f"the finite-width theory to order={order} at input dimension {d} "
-            f"({k} point{'s' if k > 1 else ''}) needs derivative tensors of D^{power} "
-            f"floats, D = {n * (n + 1) // 2} Gram entries: {need / 2**30:.3g} GiB, over the "
-            f"{MAX_TENSOR_BYTES / 2**30:g} GiB limit; use "
-            f"{'order=1 or ' if order == 2 else ''}fewer input dimensions")
+            f"({k} point{'s' if k > 1 else ''}) needs {what}, D = {n * (n + 1) // 2} Gram "
+            f"entries: {need / 2**30:.3g} GiB, over the {MAX_DERIVATIVE_BYTES / 2**30:g} GiB "
+            f"limit; use {'order=1 or ' if order == 2 else ''}fewer input dimensions")
 
 
-def _chunked(func):
-    """``func`` on a stack of states, ``_CHUNK`` rows at a time."""
+def _chunked(func, size):
+    """``func`` on a stack of states, ``_CHUNK_FLOATS // size^2`` rows at a time (the rows
+    are independent: the same numbers as in one call)."""
+    rows = max(1, _CHUNK_FLOATS // size**2)
+
     def run(g):
         g = np.asarray(g)
-        if g.ndim < 2 or len(g) <= _CHUNK:
+        if g.ndim < 2 or len(g) <= rows:
             return func(g)
-        return np.concatenate([func(g[i:i + _CHUNK]) for i in range(0, len(g), _CHUNK)])
+        return np.concatenate([func(g[i:i + rows]) for i in range(0, len(g), rows)])
     return run
 
 
@@ -350,17 +357,18 @@ def _layer(k, d, slopes, weight_var, bias_var, width):
     def cov(g):
         return gram_moments(sigma(g), d, slopes)[1]
 
-    return ChainLayer(mean=_chunked(mean), cov=_chunked(cov),
+    return ChainLayer(mean=_chunked(mean, size), cov=_chunked(cov, size),
                       third=lambda g: gram_third_cumulant(sigma(g), d, slopes),
                       width=width, unit=unit, linear=(lin, jac))
 
 
 def _inputs(spec, points):
-    """``points`` as ``(k, d)``: ``(k,)`` is ``k`` points when ``input_dim = 1``."""
+    """``points`` as ``(k, d)``: ``(k,)`` (or a number) is ``k`` points when
+    ``input_dim = 1``."""
     d = spec.input_dim
     x = np.asarray(points, dtype=np.float64)
-    if x.ndim == 1 and d == 1:
-        x = x[:, None]
+    if x.ndim <= 1 and d == 1:
+        x = x.reshape(-1, 1)
     if x.ndim != 2 or x.shape[0] not in (1, 2) or x.shape[1] != d \
             or not np.all(np.isfinite(x)):
         raise ValueError(f"points must be 1 or 2 finite points of shape (k, {d})"
@@ -387,9 +395,10 @@ def finite_width_gradient_covariance(spec, points, order=1, widths=None):
         ``k = 1`` or ``2`` input points.
     order : {1, 2}
         Order of the expansion in ``1/n``.  The derivative tensors have ``D^3`` (order 1)
-        or ``D^5`` (order 2) entries, ``D = N (N + 1) / 2``, ``N = k (1 + d)``; beyond
-        :data:`MAX_TENSOR_BYTES` (``k = 2``: order 2 up to ``d = 3``, order 1 up to
-        ``d = 16``) a ``ValueError``.
+        or ``D^5`` (order 2) entries, ``D = N (N + 1) / 2``, ``N = k (1 + d)``; where
+        they (with the stencil, at order 1) pass :data:`MAX_DERIVATIVE_BYTES`
+        (:func:`derivative_bytes`; two points: order 2 beyond ``d = 3``, order 1 beyond
+        ``d = 11``) a ``ValueError`` naming ``order`` and the input dimension.
     widths : sequence of int, optional
         Widths ``n_1 .. n_L`` of the hidden layers (default ``spec.width`` for each).
 
