@@ -42,8 +42,8 @@ from .families.layers import Activation, BatchNorm, Dense, Residual
 from .nets import Network, preactivations
 from .util import check_int, check_memory, check_real
 
-__all__ = ["Kinks", "breakpoints", "grid_adequacy", "grid_crossings", "line_points",
-           "SLOPE_TOL", "MAX_KNOTS"]
+__all__ = ["Kinks", "breakpoints", "grid_adequacy", "grid_crossings", "grid_report",
+           "line_points", "SLOPE_TOL", "MAX_KNOTS"]
 
 #: A knot is a breakpoint of f where |jump of df/dt| > SLOPE_TOL * max |df/dt|.
 SLOPE_TOL = 1e-9
@@ -356,3 +356,49 @@ def grid_crossings(net, t, x0=None, direction=None):
     x = x0[None, :] + t[:, None] * u[None, :]
     pre = preactivations(net, x, stats_from=x if net.spec.batchnorm else None)
     return np.array([((z[:, :-1] > 0) != (z[:, 1:] > 0)).sum() / z.shape[0] for z in pre])
+
+
+#: Networks and most knots :func:`grid_report` looks at (a quick check, not a study).
+REPORT_NETS, REPORT_MAX_KNOTS = 4, 200_000
+
+
+def grid_report(spec, grid, seed, nets=REPORT_NETS, max_knots=REPORT_MAX_KNOTS):
+    """Grid adequacy of a line grid for the first ``nets`` networks of ``seed``.
+
+    The networks ``network_rng(seed, i)`` (those :func:`gradsim.montecarlo.simulate`
+    draws explicitly) are cut into their exact pieces on the grid's segment
+    ``[lo, hi]``, with the grid points as knots, and :func:`grid_adequacy` counts the grid
+    intervals holding more than one breakpoint of ``f``.
+
+    Returns
+    -------
+    dict or str
+        ``nets``, ``intervals``, ``several`` and ``hidden`` (means over the networks) and
+        ``breakpoints`` (mean); or, where the check does not apply, why not (a grid other
+        than a line, a highway or convolutional net, a net needing more than
+        ``max_knots`` knots: then its grid is far too coarse).
+    """
+    from .montecarlo import network_rng
+    from .nets import sample_network
+    from .spec import NetSpec
+
+    if not isinstance(spec, NetSpec) or spec.arch == "highway":
+        return "f is not piecewise linear (highway gates) or not a dense net"
+    if grid.kind != "line":
+        return f"the grid is not a line ({grid.kind})"
+    t = np.linspace(grid.lo, grid.hi, grid.points)
+    rows = []
+    for i in range(nets):
+        net = sample_network(spec, network_rng(seed, i))
+        try:
+            k = breakpoints(net, grid.lo, grid.hi, grid=t, max_knots=max_knots)
+        except ValueError as exc:
+            if "max_knots" in str(exc):
+                return (f"network {i} has more than {max_knots} knots on [{grid.lo:g}, "
+                        f"{grid.hi:g}]: the grid of {grid.points} points is far too coarse")
+            raise
+        ad = grid_adequacy(k, t)
+        rows.append((ad["several"], ad["hidden"], len(k.breakpoints)))
+    several, hidden, count = np.mean(rows, axis=0)
+    return {"nets": nets, "intervals": grid.points - 1, "several": float(several),
+            "hidden": float(hidden), "breakpoints": float(count)}

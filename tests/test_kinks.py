@@ -145,3 +145,20 @@ def test_bad_input_is_refused():
                           points=2)
     with pytest.raises(ValueError, match="explicitly"):
         breakpoints(gram, -1.0, 1.0)
+
+
+def test_grid_report_counts_intervals_and_says_where_it_does_not_apply():
+    from gradsim import GridSpec
+    from gradsim.kinks import grid_report
+
+    spec = NetSpec(depth=4, width=16)
+    grid = GridSpec(points=16, lo=-2.0, hi=2.0)
+    rep = grid_report(spec, grid, seed=3, nets=2)
+    t = np.linspace(-2.0, 2.0, 16)
+    want = [grid_adequacy(breakpoints(sample_network(spec, network_rng(3, i)), -2.0, 2.0,
+                                      grid=t), t)["several"] for i in range(2)]
+    assert rep["several"] == np.mean(want) and rep["intervals"] == 15 and rep["nets"] == 2
+    assert "not a line" in grid_report(NetSpec(depth=2, width=8, input_dim=2),
+                                       GridSpec(kind="ring", dim=2, points=8), seed=0)
+    assert "highway" in grid_report(NetSpec(arch="highway", depth=2, width=8), grid, seed=0)
+    assert "far too coarse" in grid_report(spec, grid, seed=0, max_knots=20)

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from ..compare import MODELS, compare_spec, grid_rows, predict
+from ..kinks import REPORT_NETS, grid_report
 from ..io import write_npz
 from ..montecarlo import simulate
 from ..theory.exact import exact_gradient_covariance
@@ -142,9 +143,10 @@ def _cmd_compare(args):
                    workers=workers_from(args, tasks(args)), sampler=sampler)
     rows = compare_spec(spec, sim.grad[:, i], sim.grad[:, j], pts[i], pts[j])
     rows += grid_rows(spec, grid, sim.grad, i, seed=args.seed)
+    adequacy = grid_report(spec, grid, args.seed, nets=min(args.nets, REPORT_NETS))
     if args.json:
         print(json.dumps({"x_index": i, "y_index": j, "nets": args.nets, "seed": args.seed,
-                          "sampler": sampler,
+                          "sampler": sampler, "grid_adequacy": adequacy,
                           "rows": [_finite(r.to_dict()) for r in rows]}, allow_nan=False))
         return 0
     print(f"{args.nets} nets, seed {args.seed}, {sampler} sampler; x = grid point {i}, "
@@ -155,6 +157,12 @@ def _cmd_compare(args):
         print(f"{r.name:12} {_cell(r.theory, '10.4g')} {_cell(r.estimate, '10.4g')} "
               f"{_cell(r.se, '9.2g')} {_cell(r.z, '7.2f')} {_cell(r.rel_error, '8.1%')}  "
               f"{r.label}")
+    if isinstance(adequacy, dict):
+        print(f"grid adequacy (exact pieces of the first {adequacy['nets']} nets): "
+              f"{adequacy['several']:.3g} of {adequacy['intervals']} grid intervals hold "
+              f"more than one breakpoint of f ({adequacy['breakpoints']:.4g} breakpoints)")
+    else:
+        print(f"grid adequacy: not checked, {adequacy}")
     return 0
 
 
