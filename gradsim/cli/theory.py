@@ -9,8 +9,8 @@ import math
 import numpy as np
 
 from ..compare import MODELS, compare_spec, grid_rows, predict
-from ..kinks import REPORT_NETS, grid_report
 from ..io import write_npz
+from ..kinks import REPORT_NETS, grid_report
 from ..montecarlo import simulate
 from ..theory.exact import exact_gradient_covariance
 from ..util import check_output
