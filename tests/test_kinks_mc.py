@@ -73,6 +73,7 @@ def test_kinks_command_writes_the_records_and_the_rice_prediction(tmp_path, caps
     (["--nets", "1"], "--nets"),
     (["--arch", "highway"], "highway"),
     (["--input-dim", "2", "--direction", "0", "0"], "direction"),
+    (["--input-dim", "2"], "--direction is required"),
     (["--input-dim", "2", "--direction", "1"], "direction"),
     (["--max-knots", "3"], "max_knots"),
 ])

@@ -37,7 +37,7 @@ def add_command(sub):
                    help="the segment a < t < b (default -2 2)")
     g.add_argument("--x0", type=float, nargs="+", help="origin of the line (default 0)")
     g.add_argument("--direction", type=float, nargs="+",
-                   help="direction u of the line (default (1, .., 1) / sqrt(d))")
+                   help="direction u of the line (d numbers; required when d > 1)")
     g.add_argument("--points", type=int, default=256,
                    help="grid points on the segment: batch-norm statistics, the grid "
                         "gradient's lag-1 autocorrelation, grid adequacy (default 256)")
@@ -82,6 +82,9 @@ def _cmd_kinks(args):
     a, b = args.range
     if not (math.isfinite(a) and math.isfinite(b) and b > a):
         raise ValueError(f"--range A B must be finite with A < B, got {a:g} {b:g}")
+    if spec.input_dim > 1 and args.direction is None:
+        raise ValueError(f"--direction is required with --input-dim {spec.input_dim}: the "
+                         "line x(t) = x0 + t u needs its direction u (d numbers)")
     if args.nets < 2:
         raise ValueError(f"--nets must be at least 2 (standard errors), got {args.nets}")
     out = check_output(args.out, args.force)

@@ -212,6 +212,7 @@ def plot(results):
         if np.isfinite(r["rice_per_unit"][i]).all():
             a.plot(dd, r["rice_per_unit"][i], "-", color=c, lw=1)
     a.plot([], [], "k-", lw=1, label=RICE)
+    a.set_yscale("log")
     a.set_xlabel("activation site (depth)")
     a.set_ylabel(f"zero crossings per unit on [{prm['a']:g}, {prm['b']:g}]")
     a.set_title(f"width {prm['width']}; {prm['nets']} nets (ff, resnet), "
