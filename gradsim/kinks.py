@@ -28,8 +28,10 @@ mirrored pairs cancel to rounding.  Highway gates are sigmoids, so a highway net
 piecewise linear: it is refused here; :func:`grid_crossings` counts its ReLU crossings
 on a grid instead.
 
-The work per layer is one matrix product over the knots (``N^2 K``), in NumPy/BLAS; the
-knot count grows by the crossings of each layer, and :data:`MAX_KNOTS` bounds it.
+The work per layer is one matrix product over the knots (``N^2 K``, BLAS) and the
+refinement and activation over them (``N K``, the kernels of :mod:`gradsim.kernels.pwl`
+beside their NumPy twins); the knot count grows by the crossings of each layer, and
+:data:`MAX_KNOTS` bounds it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import dataclasses
 import numpy as np
 
 from .families.layers import Activation, BatchNorm, Dense, Residual
+from .kernels import backend as get_backend
 from .nets import Network, preactivations
 from .util import check_int, check_memory, check_real
 
@@ -116,19 +119,25 @@ class _State:
     s: np.ndarray
     grid: np.ndarray
 
-    def refine(self, t_new):
-        """The same functions on the knots ``t_new`` (a superset of ``self.t``)."""
+    def refine(self, t_new, kern):
+        """The same functions on the knots ``t_new`` (a superset of ``self.t``), by the
+        kernel ``kern.pl_refine``."""
         if len(t_new) == len(self.t):
             return self
-        piece = np.clip(np.searchsorted(self.t, t_new, side="right") - 1, 0, len(self.t) - 2)
-        v = self.v[:, piece] + self.s[:, piece] * (t_new - self.t[piece])
+        last = len(self.t) - 2
+        knot_piece = np.clip(np.searchsorted(self.t, t_new, side="right") - 1, 0, last)
         old = np.searchsorted(t_new, self.t)
-        v[:, old] = self.v  # the old knots keep their values exactly
+        src = np.full(len(t_new), -1, dtype=np.int64)
+        src[old] = np.arange(len(self.t))
         mid = 0.5 * (t_new[:-1] + t_new[1:])
-        parent = np.clip(np.searchsorted(self.t, mid, side="right") - 1, 0, len(self.t) - 2)
+        parent = np.clip(np.searchsorted(self.t, mid, side="right") - 1, 0, last)
+        v = np.empty((self.v.shape[0], len(t_new)), dtype=self.v.dtype)
+        s = np.empty((self.v.shape[0], len(t_new) - 1), dtype=self.v.dtype)
+        kern.pl_refine(self.v, self.s, self.t, t_new, src, knot_piece.astype(np.int64),
+                       parent.astype(np.int64), v, s)
         grid = np.zeros(len(t_new), dtype=bool)
         grid[old] = self.grid
-        return _State(t_new, v, self.s[:, parent], grid)
+        return _State(t_new, v, s, grid)
 
 
 def line_points(spec, x0=None, direction=None):
@@ -175,8 +184,9 @@ def _check_net(net):
 class _Pass:
     """One piecewise-linear pass, collecting the crossings of every activation site."""
 
-    def __init__(self, max_knots):
+    def __init__(self, max_knots, kern):
         self.max_knots = max_knots
+        self.kern = kern
         self.crossings, self.crossing_units, self.units = [], [], []
 
     def run(self, layers, st):
@@ -200,7 +210,7 @@ class _Pass:
             return self.activation(layer, st)
         if isinstance(layer, Residual):
             out = self.run(layer.branch, st)
-            skip = st.refine(out.t)
+            skip = st.refine(out.t, self.kern)
             return _State(out.t, layer.alpha * (skip.v + layer.beta * out.v),
                           layer.alpha * (skip.s + layer.beta * out.s), out.grid)
         raise ValueError(f"breakpoints: no piecewise-linear rule for {type(layer).__name__}")
@@ -227,17 +237,16 @@ class _Pass:
                              f"{self.max_knots}; shorten the segment or raise max_knots")
         check_memory(4 * v.shape[0] * len(t_new) * v.itemsize,
                      f"breakpoints with {len(t_new)} knots")
-        st = st.refine(t_new)
+        st = st.refine(t_new, self.kern)
         st.v[unit, np.searchsorted(t_new, tc)] = 0.0  # exactly 0 at its own crossing
-        mid = 0.5 * (st.v[:, :-1] + st.v[:, 1:])
         if layer.kind == "crelu":
-            pos, neg = mid > 0, mid < 0
-            v = np.concatenate([np.maximum(st.v, 0.0), np.maximum(-st.v, 0.0)])
-            s = np.concatenate([st.s * pos, -st.s * neg])
+            n, m = st.v.shape
+            v, s = np.empty((2 * n, m), dtype=st.v.dtype), np.empty((2 * n, m - 1),
+                                                                    dtype=st.v.dtype)
+            self.kern.pl_crelu(st.v, st.s, v, s)
         else:
-            a, b = layer.slope_pos, layer.slope_neg
-            v = np.where(st.v > 0, a * st.v, b * st.v)
-            s = st.s * np.where(mid > 0, a, b)
+            v, s = np.empty_like(st.v), np.empty_like(st.s)
+            self.kern.pl_act(st.v, st.s, float(layer.slope_pos), float(layer.slope_neg), v, s)
         return _State(st.t, v, s, st.grid)
 
 
@@ -249,7 +258,8 @@ def _kinks_of(slopes, knots, tol):
     return knots[1:-1][kink], jump[kink], pieces
 
 
-def breakpoints(net, a, b, grid=None, x0=None, direction=None, max_knots=MAX_KNOTS):
+def breakpoints(net, a, b, grid=None, x0=None, direction=None, max_knots=MAX_KNOTS,
+                backend="numba"):
     """The exact breakpoints of ``f`` and crossings of every unit on ``[a, b]``.
 
     Parameters
@@ -266,6 +276,8 @@ def breakpoints(net, a, b, grid=None, x0=None, direction=None, max_knots=MAX_KNO
         The line (default :func:`line_points`).
     max_knots : int
         Refuse (``ValueError``) a segment needing more knots.
+    backend : {'numba', 'numpy'}
+        The kernels of :mod:`gradsim.kernels.pwl` or their NumPy twins (the same numbers).
 
     Returns
     -------
@@ -292,7 +304,7 @@ def breakpoints(net, a, b, grid=None, x0=None, direction=None, max_knots=MAX_KNO
     v0 = (x0[:, None] + u[:, None] * t[None, :]).astype(dt)
     s0 = np.repeat(u[:, None], len(t) - 1, axis=1).astype(dt)
     st = _State(t, v0, s0, grid_mask)
-    run = _Pass(max_knots)
+    run = _Pass(max_knots, get_backend(backend))
     readouts = (net.taps or []) + [net.readout]
     tap_bp, tap_jump, tap_rms = ([], [], []) if net.taps is not None else (None, None, None)
     depth = 0

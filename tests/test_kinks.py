@@ -162,3 +162,16 @@ def test_grid_report_counts_intervals_and_says_where_it_does_not_apply():
                                        GridSpec(kind="ring", dim=2, points=8), seed=0)
     assert "highway" in grid_report(NetSpec(arch="highway", depth=2, width=8), grid, seed=0)
     assert "far too coarse" in grid_report(spec, grid, seed=0, max_knots=20)
+
+
+@pytest.mark.parametrize("spec", [FAMILIES[0], FAMILIES[1], FAMILIES[6], FAMILIES[5]],
+                         ids=["ff", "resnet", "crelu", "leaky"])
+def test_numba_kernels_and_numpy_twins_agree(spec):
+    net = sample_network(spec, network_rng(12, 0))
+    a = breakpoints(net, -2.0, 2.0, grid=np.linspace(-2, 2, 9), backend="numba")
+    b = breakpoints(net, -2.0, 2.0, grid=np.linspace(-2, 2, 9), backend="numpy")
+    np.testing.assert_array_equal(a.knots, b.knots)
+    np.testing.assert_allclose(a.slopes, b.slopes, rtol=1e-13, atol=0)
+    np.testing.assert_array_equal(a.breakpoints, b.breakpoints)
+    for x, y in zip(a.crossings, b.crossings):
+        np.testing.assert_array_equal(x, y)

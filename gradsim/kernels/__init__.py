@@ -10,6 +10,8 @@ numba                  NumPy twin                  what
 :mod:`.nngp`           :mod:`.nngp_numpy`          the exact infinite-width kernel program
 :mod:`.gram`           :mod:`.gram_numpy`          a square root of a layer input's Gram
                                                    matrix (the Gram-space sampler)
+:mod:`.pwl`            :mod:`.pwl_numpy`           piecewise-linear states along a segment
+                                                   (exact kinks)
 =====================  ==========================  ======================================
 
 and :mod:`.arccos`, the one scalar arc-cosine map of the ab-ReLU that the theory calls,
@@ -39,7 +41,7 @@ PJIT = dict(JIT, parallel=True)
 
 #: The kernel modules, each ``(numba module, NumPy twin)``.
 PAIRS = (("dense", "dense_numpy"), ("highway", "highway_numpy"), ("conv", "conv_numpy"),
-         ("nngp", "nngp_numpy"), ("gram", "gram_numpy"))
+         ("nngp", "nngp_numpy"), ("gram", "gram_numpy"), ("pwl", "pwl_numpy"))
 #: Backend name -> index of its module in each pair of :data:`PAIRS`.
 BACKENDS = {"numba": 0, "numpy": 1}
 
