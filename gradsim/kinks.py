@@ -351,10 +351,12 @@ def grid_adequacy(kinks, grid):
             "fraction_several": several / (g.size - 1)}
 
 
-def grid_crossings(net, t, x0=None, direction=None):
+def grid_crossings(net, t, x0=None, direction=None, backend="numba"):
     """Sign changes of every activation site's units between successive points ``t``:
     a lower bound on the crossings, exact where the grid resolves them (for highway
     nets, whose gates are smooth; any net drawn explicitly).
+
+    ``backend`` is as for :func:`gradsim.nets.preactivations`.
 
     Returns
     -------
@@ -366,7 +368,7 @@ def grid_crossings(net, t, x0=None, direction=None):
         raise ValueError("t must be at least 2 increasing finite points")
     x0, u = line_points(net.spec, x0, direction)
     x = x0[None, :] + t[:, None] * u[None, :]
-    pre = preactivations(net, x, stats_from=x if net.spec.batchnorm else None)
+    pre = preactivations(net, x, backend=backend, stats_from=x if net.spec.batchnorm else None)
     return np.array([((z[:, :-1] > 0) != (z[:, 1:] > 0)).sum() / z.shape[0] for z in pre])
 
 

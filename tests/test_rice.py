@@ -235,8 +235,8 @@ def _crossings(spec, nets, seed):
     its standard error."""
     from gradsim.kinks import breakpoints
 
-    rows = [breakpoints(sample_network(spec, np.random.default_rng([seed, i])), -2.0,
-                        2.0).crossings_per_unit() for i in range(nets)]
+    rows = [breakpoints(sample_network(spec, np.random.default_rng([seed, i])), -2.0, 2.0,
+                        backend="numpy").crossings_per_unit() for i in range(nets)]
     rows = np.array(rows)
     return rows.mean(0), rows.std(0, ddof=1) / math.sqrt(nets)
 

@@ -25,7 +25,8 @@ pre-activations the ``STEP``'s activation is applied to.  On the diagonal pair
 Every op of the program maps the derivative blocks linearly, so the program is replayed
 here on the directional state (the ``d = 1`` layout, derivatives along ``u``, which is
 the projection of the full state onto ``u``), with the NumPy ``STEP``
-(:func:`gradsim.kernels.nngp_numpy._step`) at quadrature nodes in ``t``.
+(:func:`gradsim.kernels.nngp_numpy.run_program` on one ``STEP`` at a time) at quadrature
+nodes in ``t``.
 
 One ``STEP`` per activation site, in network order (the order of
 :func:`gradsim.nets.preactivations`):
@@ -67,7 +68,7 @@ import math
 import numpy as np
 
 from ..kernels.arccos import MIX, SAVE, SCALE, STEP, pair_layout
-from ..kernels.nngp_numpy import _step
+from ..kernels.nngp_numpy import run_program
 from ..spec import NetSpec
 from .base import kernel_plan
 from .exact import covers as exact_covers
@@ -167,6 +168,14 @@ def _initial_state(spec, t, x0, u):
     return st
 
 
+def _one_step(st, scale, bias_var, a, b):
+    """One ``STEP`` of the directional states ``st`` (the NumPy twin's program of one op)."""
+    out = np.empty_like(st)
+    run_program(st, 1, np.array([STEP], dtype=np.int64), np.array([scale]),
+                np.array([bias_var]), a, b, out)
+    return out
+
+
 def _replay(spec, st):
     """The states entering every ``STEP`` of the program, with their log scales.
 
@@ -188,7 +197,7 @@ def _replay(spec, st):
                                 "divided by a growth past float64 range); reduce the depth")
                 if code == STEP:
                     seen.append((cur, log_scale))
-                    cur = _step(cur, 1, v1, v2, plan.a, plan.b)
+                    cur = _one_step(cur, v1, v2, plan.a, plan.b)
                 elif code == SAVE:
                     skip = cur
                 elif code == MIX:
