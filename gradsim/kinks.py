@@ -48,7 +48,7 @@ from .util import check_int, check_memory, check_real
 __all__ = ["Kinks", "breakpoints", "grid_adequacy", "grid_crossings", "grid_report",
            "line_points", "SLOPE_TOL", "MAX_KNOTS"]
 
-#: A knot is a breakpoint of f where |jump of df/dt| > SLOPE_TOL * max |df/dt|.
+#: A knot is a breakpoint of f where ``|jump of df/dt| > SLOPE_TOL * max |df/dt|``.
 SLOPE_TOL = 1e-9
 #: Most knots a segment may carry (values and slopes of every unit at each knot).
 MAX_KNOTS = 2_000_000

@@ -3,7 +3,7 @@
 ``R_n = Corr(df/dx(x), df/dx(y))`` over random feedforward He ReLU networks of width
 ``n`` with bias variance ``bias_var = 0.1`` on every layer (``NetSpec(depth, width,
 first_bias_var=0.1, bias_var=0.1)``), at the pairs ``(x, y) = (-1, 1)`` and
-``(0.5, -0.5)``, depths 4 and 8 and widths 8, 16, 32, 64, 128, beside three theories
+``(0.5, -0.5)``, depths 4, 8 and 10 and widths 8, 16, 32, 64, 128, beside three theories
 (:func:`gradsim.theory.finite_width.finite_width_gradient_covariance`, the empirical
 Gram chain expanded in ``1/n``): the exact infinite-width value ``R_inf``, the first
 order ``R_1 = R_inf + c / n`` and the second order ``R_2 = R_1 + c_2 / n^2``.  The
@@ -62,7 +62,7 @@ from .common import NULL_PROGRESS, check_pair_scan, chunk_for, fmt, fmt_est, run
 NAME = "finite_width"
 TITLE = ("Finite width: the 1/n coefficient of the pair correlation of df/dx against the "
          "finite-width theory to first and second order")
-DEFAULTS = {"widths": [8, 16, 32, 64, 128], "depths": [4, 8], "x": [-1.0, 0.5],
+DEFAULTS = {"widths": [8, 16, 32, 64, 128], "depths": [4, 8, 10], "x": [-1.0, 0.5],
             "y": [1.0, -0.5], "bias_var": 0.1, "sampler": "gram", "nets": 100000,
             "max_ratio": 0.25, "valid_ratio": 0.5, "plot_pair": 0, "seed": 17}
 QUICK = {"widths": [8, 32], "nets": 2000}

@@ -82,7 +82,7 @@ QUICK = {"depth": 6, "width": 64, "nets": 6, "nets_other": 3, "widths": [16, 64]
 
 #: The families of K1 and K2 (``nets`` networks each; the others ``nets_other``).
 RICE_FAMILIES = ("ff", "resnet")
-#: K1, K2: |z| at most this.
+#: K1, K2: ``|z|`` at most this.
 NSIGMA = 3.0
 #: K1, K2 are decided at this width and above.
 RICE_MIN_WIDTH = 256
