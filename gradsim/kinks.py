@@ -283,8 +283,6 @@ def breakpoints(net, a, b, grid=None, x0=None, direction=None, max_knots=MAX_KNO
     -------
     Kinks
     """
-    if not isinstance(net, Network):
-        raise ValueError(f"net must be a Network, got {type(net).__name__}")
     _check_net(net)
     a, b, g = _segment(a, b, grid)
     max_knots = check_int("max_knots", max_knots, 2, 10**9)

@@ -136,3 +136,15 @@ def check_pair_scan(name, params):
         v = params[key]
         if any(b <= a for a, b in zip(v, v[1:])):
             raise ValueError(f"{name}: parameter {key} must be increasing, got {v}")
+
+
+def pair_scan_axes(ax, sampler, nets_text, exact_label):
+    """The log-log axes of ``|R_n - R_inf|`` against width that ``width_scan`` and
+    ``finite_width`` share: scales, labels, title and legend."""
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("width n")
+    ax.set_ylabel("|R_n - R_inf|, R = Corr(df/dx(x), df/dx(y))")
+    ax.set_title(f"R_inf: {exact_label}; Monte Carlo (sampler {sampler}), {nets_text} nets "
+                 "per width", fontsize=8)
+    ax.legend(fontsize=6.5)

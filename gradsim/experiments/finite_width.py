@@ -57,7 +57,15 @@ from ..spec import NetSpec
 from ..theory import LABELS
 from ..theory.finite_width import finite_width_gradient_covariance
 from .base import Claim, Results, check_range
-from .common import NULL_PROGRESS, check_pair_scan, chunk_for, fmt, fmt_est, run_workers
+from .common import (
+    NULL_PROGRESS,
+    check_pair_scan,
+    chunk_for,
+    fmt,
+    fmt_est,
+    pair_scan_axes,
+    run_workers,
+)
 
 NAME = "finite_width"
 TITLE = ("Finite width: the 1/n coefficient of the pair correlation of df/dx against the "
@@ -201,13 +209,7 @@ def plot(results):
             s += 1
     a.plot([], [], "k-", lw=0.9, label=f"|c| / n, {LABELS['finite']}")
     a.plot([], [], "k--", lw=0.9, label=LABELS["finite2"])
-    a.set_xscale("log", base=2)
-    a.set_yscale("log")
-    a.set_xlabel("width n")
-    a.set_ylabel("|R_n - R_inf|, R = Corr(df/dx(x), df/dx(y))")
-    a.set_title(f"R_inf: {LABELS['exact']}; Monte Carlo (sampler {prm['sampler']}), "
-                f"{prm['nets']} nets per width", fontsize=8)
-    a.legend(fontsize=6.5)
+    pair_scan_axes(a, prm["sampler"], f"{prm['nets']}", LABELS["exact"])
     b = ax[0, 1]
     p = prm["plot_pair"]
     lmax = np.shape(r["profile"])[1]

@@ -67,7 +67,15 @@ from ..montecarlo import simulate_depths
 from ..spec import NetSpec
 from ..theory import LABELS, exact_gradient_covariance
 from .base import Claim, Results, check_range
-from .common import NULL_PROGRESS, check_pair_scan, chunk_for, fmt, fmt_est, run_workers
+from .common import (
+    NULL_PROGRESS,
+    check_pair_scan,
+    chunk_for,
+    fmt,
+    fmt_est,
+    pair_scan_axes,
+    run_workers,
+)
 
 NAME = "width_scan"
 TITLE = "Finite width: |R_n - R_inf| of the pair correlation of df/dx versus width n"
@@ -211,13 +219,8 @@ def plot(results):
     a.plot([], [], "ko", mfc="none", ms=4, label="|diff| >= 2 s.e., not fitted (±1 s.e.)")
     a.plot([], [], "kv", mfc="none", ms=5, label="not resolved (|diff| < 2 s.e.): "
            "upper bound |diff| + 2 s.e.")
-    a.set_xscale("log", base=2)
-    a.set_yscale("log")
-    a.set_xlabel("width n")
-    a.set_ylabel("|R_n - R_inf|, R = Corr(df/dx(x), df/dx(y))")
-    a.set_title(f"R_inf: {LABELS['exact']}; Monte Carlo (sampler {prm['sampler']}), "
-                f"{int(r['nets'][0])}-{int(r['nets'][-1])} nets per width", fontsize=8)
-    a.legend(fontsize=6.5)
+    pair_scan_axes(a, prm["sampler"], f"{int(r['nets'][0])}-{int(r['nets'][-1])}",
+                   LABELS["exact"])
     return fig
 
 
