@@ -14,11 +14,14 @@ Jobs (float64 unless stated):
 * J5: streaming statistics (moments, ACF, spectrum; nothing kept) over J1's shape: peak
   RSS (``VmHWM``) at two network counts, each in a fresh process; the workers' figure is
   ``ru_maxrss`` of the children, an upper bound.
+* W: J1 (both precisions), J2 and J3 as whole processes, what a user runs: the
+  ``gradsim simulate`` command with its default workers (all cores) against the PyTorch
+  peer ``torch_peer.py`` (autograd on all cores), each started in turn, median wall time.
 
-gradsim's time is the median over ``--repeats`` runs in one process; the first run also
-starts the worker pool (seconds: Python, NumPy, numba and the cached kernels in each
-worker), later runs reuse it, as a session running several simulations does.  The first
-run's time is printed beside the median.
+In process (J1-J3), gradsim's time is the median over ``--repeats`` runs in one
+process; the first run also starts the worker pool (seconds: Python, NumPy, numba and
+the cached kernels in each worker), later runs reuse it, as a session running several
+simulations does.  The first run's time is printed beside the median.
 
 The machine's limit for a job is the time of a GEMM of the job's flop count on all BLAS
 threads plus the time to draw the job's Gaussians on all cores (one generator per core,
@@ -29,12 +32,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -44,15 +47,65 @@ from gradsim import parallel
 from gradsim.montecarlo import simulate
 from gradsim.theory.exact import exact_gradient_covariance
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_peer import JOBS, torch_job  # noqa: E402 - beside this file
+
 CORES = os.cpu_count() or 1
 
 
 def job_specs():
-    """name -> (NetSpec, points, networks)."""
-    ff = gradsim.NetSpec(depth=50, width=200, batchnorm=True)
-    res = gradsim.NetSpec(arch="resnet", depth=25, width=200, batchnorm=True, branch_depth=2)
-    small = gradsim.NetSpec(depth=200, width=8)
-    return {"J1": (ff, 256, 200), "J2": (res, 256, 200), "J3": (small, 256, 2000)}
+    """name -> (NetSpec, points, networks), from the peer's :data:`torch_peer.JOBS`."""
+    out = {}
+    for name, (arch, depth, width, branch, bn, points, nets) in JOBS.items():
+        spec = gradsim.NetSpec(arch=arch, depth=depth, width=width, batchnorm=bn,
+                               **({"branch_depth": branch} if arch == "resnet" else {}))
+        out[name] = (spec, points, nets)
+    return out
+
+
+def cli_args(spec, points, nets, dtype):
+    """``gradsim simulate`` arguments of a job (default workers: all cores)."""
+    args = ["simulate", "--arch", spec.arch, "--depth", str(spec.depth),
+            "--width", str(spec.width), "--points", str(points), "--nets", str(nets),
+            "--seed", "0", "--dtype", dtype, "--force", "--quiet"]
+    if spec.batchnorm:
+        args.append("--batchnorm")
+    if spec.arch == "resnet":
+        args += ["--branch-depth", str(spec.branch_depth)]
+    return args
+
+
+def _wall(cmd):
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def run_whole_jobs(jobs, scale, repeats, results, tmp):
+    """Each job as whole processes, started alternately: the ``gradsim simulate`` command
+    (its default workers) and the PyTorch peer (``torch_peer.py``, all cores); the
+    median wall time of each over ``repeats`` runs."""
+    peer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_peer.py")
+    for name, (spec, points, nets) in job_specs().items():
+        if name not in jobs:
+            continue
+        n = max(2, int(round(nets * scale)))
+        for dtype in (("float64", "float32") if name == "J1" else ("float64",)):
+            gs_cmd = [sys.executable, "-m", "gradsim", *cli_args(spec, points, n, dtype),
+                      "--out", os.path.join(tmp, "g.npz")]
+            t_cmd = [sys.executable, peer, name, dtype, "--nets", str(n),
+                     "--out", os.path.join(tmp, "t.npy")]
+            t_gs, t_torch = [], []
+            for _ in range(repeats):
+                t_gs.append(_wall(gs_cmd))
+                if have_torch():
+                    t_torch.append(_wall(t_cmd))
+            row = {"job": f"{name} {dtype} whole process", "nets": n,
+                   "gradsim_s": statistics.median(t_gs)}
+            if t_torch:
+                row["torch_s"] = statistics.median(t_torch)
+            results.append(row)
+            print(_fmt(row), flush=True)
 
 
 def job_flops(spec, points):
@@ -115,52 +168,6 @@ def gauss_rate(dtype, seconds_hint=1e7):
     return CORES * count / wall
 
 
-def torch_job(spec, points, nets, dtype, seed=0):
-    """PyTorch CPU autograd on the same job: weights drawn in torch, BN statistics over
-    the grid held fixed (detached), input gradient of sum_i f(x_i)."""
-    import torch
-
-    torch.set_num_threads(CORES)
-    dt = {"float64": torch.float64, "float32": torch.float32}[dtype]
-    gen = torch.Generator().manual_seed(seed)
-    x0 = torch.linspace(-2, 2, points, dtype=dt).reshape(points, 1)
-    n = spec.width
-
-    def dense(fan_in, rows, var, bias_var=0.0):
-        w = torch.randn(rows, fan_in, generator=gen, dtype=dt) * math.sqrt(var / fan_in)
-        b = (torch.randn(rows, generator=gen, dtype=dt) * math.sqrt(bias_var)
-             if bias_var else None)
-        return w, b
-
-    def bn(z):
-        m = z.mean(0).detach()
-        v = z.var(0, unbiased=False).detach()
-        return (z - m) / torch.sqrt(v + spec.bn_eps)
-
-    out = []
-    for _ in range(nets):
-        x = x0.clone().requires_grad_(True)
-        w, b = dense(1, n, spec.weight_var, spec.first_bias_var)
-        h = x @ w.T + b
-        if spec.arch == "feedforward":
-            h = torch.relu(bn(h))
-            for _ in range(spec.depth - 1):
-                w, _ = dense(n, n, spec.weight_var)
-                h = torch.relu(bn(h @ w.T))
-        else:
-            for _ in range(spec.depth):
-                br = h
-                for _ in range(spec.branch_depth):
-                    w, _ = dense(n, n, spec.weight_var)
-                    br = torch.relu(bn(br)) @ w.T
-                h = spec.alpha * (h + spec.beta * br)
-        v, _ = dense(n, 1, spec.readout_var)
-        f = (h @ v.T).sum()
-        (g,) = torch.autograd.grad(f, x)
-        out.append(g)
-    return torch.stack(out)
-
-
 def have_torch():
     try:
         import torch  # noqa: F401
@@ -187,7 +194,7 @@ def run_net_job(name, spec, points, nets, dtype, repeats, workers, results, nump
         row["numpy_ref_s"] = _median(lambda: simulate(spec, grid, nets=nets, seed=0,
                                                       dtype=dtype, backend="numpy"), 1)
     if have_torch():
-        row["torch_s"] = _median(lambda: torch_job(spec, points, nets, dtype), repeats)
+        row["torch_s"] = _median(lambda: torch_job(name, nets, dtype), repeats)
     results.append(row)
     print(_fmt(row), flush=True)
 
@@ -253,7 +260,9 @@ def main(argv=None):
     ap.add_argument("--scale", type=float, default=1.0,
                     help="fraction of each job's networks (default 1: the full jobs)")
     ap.add_argument("--repeats", type=int, default=3, help="runs per timing (median)")
-    ap.add_argument("--jobs", default="J1,J2,J3,J4,J5", help="comma-separated subset")
+    ap.add_argument("--jobs", default="W,J1,J2,J3,J4,J5",
+                    help="comma-separated subset; W runs J1-J3 as whole processes "
+                         "(the gradsim simulate command against torch_peer.py)")
     ap.add_argument("--workers", type=int, default=CORES, help="gradsim worker processes")
     ap.add_argument("--rss-nets", default="100,400", help="J5 network counts")
     ap.add_argument("--no-numpy-ref", action="store_true", help="skip the NumPy reference")
@@ -265,6 +274,9 @@ def main(argv=None):
     print(f"gradsim {gradsim.__version__}, numpy {np.__version__}, {CORES} cores, "
           f"workers {args.workers}, scale {args.scale:g}, median of {args.repeats}")
     results = []
+    if "W" in jobs:
+        with tempfile.TemporaryDirectory() as tmp:
+            run_whole_jobs({"J1", "J2", "J3"}, args.scale, args.repeats, results, tmp)
     for name, (spec, points, nets) in job_specs().items():
         if name not in jobs:
             continue

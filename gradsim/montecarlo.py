@@ -32,12 +32,25 @@ from .theory.base import LOG_MAX, range_error
 from .util import check_int, check_memory, get_dtype
 
 __all__ = ["Simulation", "Chunk", "network_rng", "iter_chunks", "simulate", "simulate_depths",
-           "network_bytes", "MAX_NETS"]
+           "network_bytes", "default_chunk", "MAX_NETS"]
 
 #: Upper bound on the number of networks in one run.
 MAX_NETS = 10**9
-#: Default number of networks per chunk.
+#: Most networks per chunk by default (:func:`default_chunk`).
 DEFAULT_CHUNK = 16
+#: Chunks per worker the default chunk size aims at, so that workers finish together:
+#: the pool hands out chunks as workers free up, and the last chunk of a run can leave
+#: the other workers idle for at most its own time.
+CHUNKS_PER_WORKER = 8
+
+
+def default_chunk(nets, workers=1):
+    """Networks per chunk when none is given (never changes a number): ``DEFAULT_CHUNK``
+    in one process; with ``workers`` processes at most that, and small enough for about
+    ``CHUNKS_PER_WORKER`` chunks per worker, ``ceil(nets / (8 workers))``."""
+    if workers <= 1:
+        return DEFAULT_CHUNK
+    return max(1, min(DEFAULT_CHUNK, -(-nets // (CHUNKS_PER_WORKER * workers))))
 
 
 def network_rng(seed, index):
@@ -118,7 +131,8 @@ def _blas_threads(sampler, workers):
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _check_run(spec, grid, nets, seed, chunk, mode, dtype, activity, sampler="explicit"):
+def _check_run(spec, grid, nets, seed, chunk, mode, dtype, activity, sampler="explicit",
+               workers=1):
     if not isinstance(spec, NetSpec):
         raise ValueError(f"spec must be a NetSpec, got {type(spec).__name__}")
     if not isinstance(grid, GridSpec):
@@ -127,7 +141,9 @@ def _check_run(spec, grid, nets, seed, chunk, mode, dtype, activity, sampler="ex
         raise ValueError(f"grid dim {grid.dim} differs from the spec's input_dim {spec.input_dim}")
     nets = check_int("nets", nets, 1, MAX_NETS)
     seed = check_int("seed", seed, 0, 2**63 - 1)
-    chunk = check_int("chunk", DEFAULT_CHUNK if chunk is None else chunk, 1, MAX_NETS)
+    workers = check_workers(workers)
+    chunk = check_int("chunk", default_chunk(nets, workers) if chunk is None else chunk, 1,
+                      MAX_NETS)
     if mode not in GRAD_MODES:
         raise ValueError(f"mode must be one of {', '.join(GRAD_MODES)}; got {mode!r}")
     if spec.batchnorm and grid.points < 2:
@@ -227,7 +243,7 @@ def iter_chunks(spec, grid, nets, seed, chunk=None, mode="forward", backend="num
     gradient out of range.
     """
     nets, seed, chunk, dtype, sampler = _check_run(spec, grid, nets, seed, chunk, mode, dtype,
-                                                   activity, sampler)
+                                                   activity, sampler, workers)
     workers = check_workers(workers)
     itemsize = np.dtype(dtype).itemsize
     check_memory(workers * network_bytes(spec, grid.points, mode, itemsize, sampler)
@@ -257,7 +273,8 @@ def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
     seed : int
         Root seed, ``>= 0``.
     chunk : int, optional
-        Networks per chunk (default 16); never changes the numbers.
+        Networks per chunk (default :func:`default_chunk`: 16, or fewer so that each
+        worker gets about 8 chunks); never changes the numbers.
     mode : {'forward', 'reverse'}
     backend : {'numba', 'numpy'}
     dtype : {'float64', 'float32'}
@@ -302,7 +319,7 @@ def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
     """
     grid = GridSpec(dim=spec.input_dim) if grid is None and isinstance(spec, NetSpec) else grid
     nets, seed, chunk, dt, used = _check_run(spec, grid, nets, seed, chunk, mode, dtype,
-                                             activity, sampler)
+                                             activity, sampler, workers)
     k = grid.points * spec.input_dim
     if (acf or spectrum) and (spec.input_dim != 1 or grid.points < 2):
         raise ValueError("acf and spectrum need input_dim = 1 and points >= 2")
@@ -396,7 +413,7 @@ def simulate_depths(spec, grid=None, nets=100, seed=0, *, chunk=None, backend="n
     """
     grid = GridSpec(dim=spec.input_dim) if grid is None and isinstance(spec, NetSpec) else grid
     nets, seed, chunk, dt, used = _check_run(spec, grid, nets, seed, chunk, "forward", dtype,
-                                             False, sampler)
+                                             False, sampler, workers)
     workers = check_workers(workers)
     itemsize = np.dtype(dt).itemsize
     check_memory(nets * spec.depth * grid.points * spec.input_dim * itemsize

@@ -18,7 +18,16 @@ import dataclasses
 import numpy as np
 
 from .families.feedforward import looks_linear_product
-from .families.layers import Context, Dense, Stack, run_backward, run_forward
+from .families.layers import (
+    Context,
+    Dense,
+    Stack,
+    fresh_input,
+    fuse_bn_act,
+    fuses,
+    run_backward,
+    run_forward,
+)
 from .families.sampling import Sampler, resolve_sampler, state_columns
 from .kernels import backend as get_backend
 from .spec import NetSpec
@@ -293,10 +302,15 @@ def input_gradient_by_depth(net, x, backend="numba"):
     _require_columns(net, s.shape[1])
     readouts = net.taps + [net.readout]
     out = np.empty((len(readouts), p, d), dtype=x.dtype)
-    depth = 0
-    for i, layer in enumerate(net.layers):
-        s, _ = layer.forward(s, ctx)
-        if depth < len(readouts) and i == net.bounds[depth]:
+    depth, i, layers, stops = 0, 0, net.layers, set(net.bounds)
+    while i < len(layers):
+        if fuses(layers, i, ctx, stops):
+            s, _, _ = fuse_bn_act(layers[i], layers[i + 1], s, ctx, fresh_input(layers, i))
+            i += 2
+        else:
+            s, _ = layers[i].forward(s, ctx)
+            i += 1
+        if depth < len(readouts) and i - 1 == net.bounds[depth]:
             tang = net.read(readouts[depth], s, ctx)[p:].reshape(ndir, p)
             out[depth] = tang.sum(axis=1).reshape(p, d) if through else tang.T
             depth += 1

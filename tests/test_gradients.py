@@ -239,6 +239,31 @@ def test_fused_small_width_path_equals_layer_by_layer(spec, seed, data):
                                atol=1e-12 * np.max(np.abs(f_layered)))
 
 
+@given(net_specs(batchnorm=True, activations=("relu", "leaky")), st.integers(0, 2**32),
+       st.sampled_from(["forward", "reverse"]), st.sampled_from(["float64", "float32"]),
+       st.sampled_from(["numba", "numpy"]), st.data())
+def test_fused_batchnorm_activation_equals_layer_by_layer(spec, seed, mode, dtype, backend,
+                                                          data):
+    """Batch norm and the activation in one pass give the layer-by-layer numbers bit for
+    bit, in both modes, precisions and backends, in every family that has them."""
+    from unittest import mock
+
+    from gradsim.families import layers
+
+    grid = data.draw(grid_specs(dim=spec.input_dim))
+    net, x = _setup(spec, grid, seed)
+    net, x = net.astype(dtype), x.astype(dtype)
+    if mode == "reverse" and net.spec.arch == "highway":
+        mode = "forward"
+    with mock.patch.object(layers, "fuse_bn_act", wraps=layers.fuse_bn_act) as spy:
+        fused = input_gradient(net, x, mode=mode, backend=backend)
+    assert spy.called == (spec.arch in ("feedforward", "resnet", "post-resnet"))
+    with mock.patch.object(layers, "FUSE", False):
+        layered = input_gradient(net, x, mode=mode, backend=backend)
+    assert fused.dtype == np.dtype(dtype)
+    assert np.array_equal(fused, layered, equal_nan=True)
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("bias_var", [0.0, 0.5])
 def test_bulk_drawn_layers_equal_one_draw_per_layer(dtype, bias_var):

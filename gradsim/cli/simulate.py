@@ -6,7 +6,7 @@ import math
 import time
 
 from ..io import save
-from ..montecarlo import DEFAULT_CHUNK, simulate
+from ..montecarlo import simulate
 from ..nets import GRAD_MODES
 from ..util import check_output
 from .common import (
@@ -23,9 +23,13 @@ from .common import (
 __all__ = ["add_command", "tasks"]
 
 def tasks(args):
-    """Chunks of networks a run has (the most workers it can use)."""
-    chunk = DEFAULT_CHUNK if args.chunk is None else args.chunk
-    return math.ceil(args.nets / chunk) if args.nets >= 1 and chunk >= 1 else None
+    """Chunks of networks a run has (the most workers it can use): with the default
+    chunk, the networks themselves (the chunk shrinks with the worker count)."""
+    if args.nets < 1:
+        return None
+    if args.chunk is None:
+        return args.nets
+    return math.ceil(args.nets / args.chunk) if args.chunk >= 1 else None
 
 
 def add_command(sub):

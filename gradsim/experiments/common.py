@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from ..grids import GridSpec
-from ..montecarlo import DEFAULT_CHUNK, network_rng, simulate_depths
+from ..montecarlo import default_chunk, network_rng, simulate_depths
 from ..nets import input_gradient, sample_network
 from ..parallel import check_workers
 from ..spec import NetSpec
@@ -67,11 +67,11 @@ def run_workers(default=1):
 
 
 def chunk_for(nets, n_workers):
-    """Networks per chunk so that ``n_workers`` processes all get work (never changes a
-    number): the library's default chunk, smaller when there are few networks."""
+    """Networks per chunk for ``n_workers`` processes (never changes a number): None (the
+    library's default) in one process, else :func:`gradsim.montecarlo.default_chunk`."""
     if n_workers <= 1:
         return None
-    return max(1, min(DEFAULT_CHUNK, -(-nets // n_workers)))
+    return default_chunk(nets, n_workers)
 
 
 def paper_signals(width, points, depth_ff, depth_resnet, batchnorm, seed):

@@ -19,7 +19,7 @@ import numpy as np
 from ..util import check_int, get_dtype
 
 __all__ = ["Context", "gram_product", "Dense", "BatchNorm", "Activation", "Residual", "Stack",
-           "run_forward", "run_backward"]
+           "run_forward", "fuses", "fresh_input", "fuse_bn_act", "run_backward"]
 
 
 @dataclasses.dataclass
@@ -46,19 +46,104 @@ class Context:
                 or self.bn_record is not None or self.bn_replay is not None)
 
 
+#: Run a batch norm and the ReLU or ab-ReLU after it as one kernel pass (forward and
+#: reverse); False runs them layer by layer, with the same numbers (tests compare).
+FUSE = True
+
+
 def run_forward(layers, s, ctx):
-    """Apply ``layers`` in order; returns the state and the list of caches."""
+    """Apply ``layers`` in order; returns the state and the list of caches (one per layer).
+
+    A :class:`BatchNorm` followed by a ReLU or ab-ReLU :class:`Activation` runs as one
+    kernel pass (:func:`fuse_bn_act`) unless the pass records per layer, with the same
+    numbers bit for bit."""
     caches = []
-    for layer in layers:
+    i, count = 0, len(layers)
+    while i < count:
+        layer = layers[i]
+        if fuses(layers, i, ctx):
+            s, bn_cache, act_cache = fuse_bn_act(layer, layers[i + 1], s, ctx,
+                                                 fresh_input(layers, i))
+            caches += [bn_cache, act_cache]
+            i += 2
+            continue
         s, cache = layer.forward(s, ctx)
         caches.append(cache)
+        i += 1
     return s, caches
 
 
+def fuses(layers, i, ctx, stops=()):
+    """Whether ``layers[i]`` and ``layers[i + 1]`` run as one pass (:func:`fuse_bn_act`):
+    a batch norm then a ReLU or ab-ReLU, in a pass that records nothing per layer, and
+    ``i`` not in ``stops`` (indices whose output is read)."""
+    if not FUSE or i + 1 >= len(layers) or i in stops:
+        return False
+    nxt = layers[i + 1]
+    return (type(layers[i]) is BatchNorm and type(nxt) is Activation and nxt.kind != "crelu"
+            and ctx.activity is None and ctx.preacts is None and ctx.bn_record is None
+            and ctx.bn_replay is None)
+
+
+def fresh_input(layers, i):
+    """True when the input of ``layers[i]`` is a state the previous layer, a dense one,
+    made and no one else holds (so it may be overwritten)."""
+    return i > 0 and type(layers[i - 1]) is Dense
+
+
+def fuse_bn_act(bn, act, s, ctx, in_place=False):
+    """``act.forward(bn.forward(s))`` in one kernel pass (``bn_act_fwd``), with the same
+    result and the same caches.
+
+    Batch norm and the activation are elementwise passes over values and tangents as
+    long as the matrix products between them; one pass reads and writes the state once.
+
+    Parameters
+    ----------
+    bn : BatchNorm
+    act : Activation
+        ReLU or ab-ReLU (not CReLU).
+    s : ndarray, shape (N, (1 + D) * P)
+    ctx : Context
+        Must not record per layer.
+    in_place : bool
+        Overwrite ``s`` (which no one else may hold).
+
+    Returns
+    -------
+    out, bn_cache, act_cache
+        The activation state, and what :meth:`BatchNorm.forward` and
+        :meth:`Activation.forward` would have cached (None unless ``ctx.tape``).
+    """
+    p = ctx.p
+    out = s if in_place else np.empty_like(s)
+    inv = np.empty(s.shape[0], dtype=s.dtype)
+    zhat = np.empty((s.shape[0], p) if ctx.tape else (0, 0), dtype=s.dtype)
+    ctx.kern.bn_act_fwd(s, p, bn.eps, bn.through, act.slope_pos, act.slope_neg, out, inv,
+                        zhat)
+    if not ctx.tape:
+        return out, None, None
+    return out, (zhat, inv), zhat
+
+
 def run_backward(layers, caches, g, ctx):
-    """Pull cotangent ``g`` back through ``layers`` (reverse order)."""
-    for layer, cache in zip(reversed(layers), reversed(caches)):
-        g = layer.backward(g, cache, ctx)
+    """Pull cotangent ``g`` back through ``layers`` (reverse order); a ReLU or ab-ReLU
+    after a batch norm is pulled back with it in one pass (``bn_act_bwd``, the same
+    numbers bit for bit)."""
+    i = len(layers) - 1
+    while i >= 0:
+        layer = layers[i]
+        if (FUSE and i > 0 and type(layer) is Activation and layer.kind != "crelu"
+                and type(layers[i - 1]) is BatchNorm):
+            zhat, inv = caches[i - 1]
+            out = np.empty(zhat.shape, dtype=g.dtype)
+            ctx.kern.bn_act_bwd(zhat, inv, g, layers[i - 1].through, layer.slope_pos,
+                                layer.slope_neg, out)
+            g = out
+            i -= 2
+            continue
+        g = layer.backward(g, caches[i], ctx)
+        i -= 1
     return g
 
 

@@ -14,7 +14,7 @@ import numba
 from . import JIT
 
 __all__ = ["add_bias", "act_fwd", "act_bwd", "crelu_fwd", "crelu_bwd", "bn_fwd", "bn_bwd",
-           "activity",
+           "bn_act_fwd", "bn_act_bwd", "activity",
            "accumulate_moments", "dense_act_stack"]
 
 
@@ -157,6 +157,71 @@ def bn_bwd(zhat, inv_std, g, through, out):  # noqa: D103
         else:
             for j in range(p):
                 out[i, j] = g[i, j] * inv
+
+
+@numba.jit(**JIT)
+def bn_act_fwd(z, p, eps, through, slope_pos, slope_neg, out, inv_std, zhat):  # noqa: D103
+    # one row at a time, in place if out is z: the row's values are read (statistics),
+    # then normalised into out; each tangent block is read, then written from out's
+    # normalised values; the values are activated last.  Every expression is the one of
+    # bn_fwd then act_fwd, in the same types, so the result is theirs bit for bit.
+    n, c = z.shape
+    keep = zhat.shape[0] > 0
+    for i in range(n):
+        m = 0.0
+        for j in range(p):
+            m += z[i, j]
+        m /= p
+        var = 0.0
+        for j in range(p):
+            d = z[i, j] - m
+            var += d * d
+        inv = 1.0 / math.sqrt(var / p + eps)
+        inv_std[i] = inv
+        for j in range(p):
+            out[i, j] = (z[i, j] - m) * inv
+        for b in range(p, c, p):
+            if through:
+                mt = 0.0
+                mzt = 0.0
+                for j in range(p):
+                    mt += z[i, b + j]
+                    mzt += out[i, j] * z[i, b + j]
+                mt /= p
+                mzt /= p
+                for j in range(p):
+                    out[i, b + j] = (z[i, b + j] - mt - out[i, j] * mzt) * inv
+            else:
+                for j in range(p):
+                    out[i, b + j] = z[i, b + j] * inv
+            for j in range(p):
+                out[i, b + j] *= slope_pos if out[i, j] > 0 else slope_neg
+        for j in range(p):
+            if keep:
+                zhat[i, j] = out[i, j]
+            out[i, j] *= slope_pos if out[i, j] > 0 else slope_neg
+
+
+@numba.jit(**JIT)
+def bn_act_bwd(zhat, inv_std, g, through, slope_pos, slope_neg, out):  # noqa: D103
+    n, p = g.shape
+    for i in range(n):
+        inv = inv_std[i]
+        for j in range(p):
+            out[i, j] = g[i, j] * (slope_pos if zhat[i, j] > 0 else slope_neg)
+        if through:
+            mg = 0.0
+            mgz = 0.0
+            for j in range(p):
+                mg += out[i, j]
+                mgz += out[i, j] * zhat[i, j]
+            mg /= p
+            mgz /= p
+            for j in range(p):
+                out[i, j] = (out[i, j] - mg - zhat[i, j] * mgz) * inv
+        else:
+            for j in range(p):
+                out[i, j] = out[i, j] * inv
 
 
 @numba.jit(**JIT)

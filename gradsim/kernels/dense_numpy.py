@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["add_bias", "act_fwd", "act_bwd", "crelu_fwd", "crelu_bwd", "bn_fwd", "bn_bwd",
-           "activity",
+           "bn_act_fwd", "bn_act_bwd", "activity",
            "accumulate_moments", "dense_act_stack"]
 
 
@@ -150,6 +150,47 @@ def bn_bwd(zhat, inv_std, g, through, out):
     if through:
         g = g - g.mean(axis=1, keepdims=True) - zhat * (g * zhat).mean(axis=1, keepdims=True)
     out[...] = g * inv_std[:, None]
+
+
+def bn_act_fwd(z, p, eps, through, slope_pos, slope_neg, out, inv_std, zhat):
+    """Batch norm then the ab-ReLU in one pass: :func:`bn_fwd` then :func:`act_fwd`.
+
+    ``out`` may be ``z`` itself (in place).  The numba twin makes one pass per row over
+    values and tangents with no temporary array and gives the two kernels' result bit
+    for bit (the same expressions in the same types; statistics accumulate in float64
+    for float32 states, as in :func:`bn_fwd`).
+
+    Parameters
+    ----------
+    z : ndarray, shape (N, (1 + D) * P)
+        Pre-normalisation state.
+    p : int
+    eps : float
+    through : bool
+        As for :func:`bn_fwd`.
+    slope_pos, slope_neg : float
+        As for :func:`act_fwd`.
+    out : ndarray, shape (N, (1 + D) * P)
+        Activation state, written (may be ``z``).
+    inv_std : ndarray, shape (N,)
+        ``1 / sqrt(var + eps)`` per unit, written.
+    zhat : ndarray, shape (N, P) or (0, 0)
+        The normalised values (what reverse mode keeps), written unless empty.
+    """
+    bn = np.empty_like(z)
+    bn_fwd(z, p, eps, through, bn, inv_std)
+    if zhat.shape[0]:
+        zhat[...] = bn[:, :p]
+    act_fwd(bn, p, slope_pos, slope_neg, out)
+
+
+def bn_act_bwd(zhat, inv_std, g, through, slope_pos, slope_neg, out):
+    """Cotangent back through the ab-ReLU, then batch norm: :func:`act_bwd` then
+    :func:`bn_bwd` (``zhat`` is both the activation's input and the normalised values);
+    shapes as for :func:`bn_bwd`."""
+    ga = np.empty_like(g)
+    act_bwd(zhat, g, slope_pos, slope_neg, ga)
+    bn_bwd(zhat, inv_std, ga, through, out)
 
 
 def activity(zv, out):
