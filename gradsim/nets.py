@@ -28,7 +28,7 @@ from .families.layers import (
     run_backward,
     run_forward,
 )
-from .families.sampling import Sampler, resolve_sampler, state_columns
+from .families.sampling import Sampler, resolve_sampler, state_columns, tap_readouts
 from .kernels import backend as get_backend
 from .spec import NetSpec
 from .util import check_bool, check_int, check_memory, check_rng, get_dtype
@@ -94,7 +94,7 @@ def sample_network(spec, rng, dtype=np.float64, taps=False, sampler="explicit", 
     draw = Sampler(spec, check_rng(rng), get_dtype(dtype), spec.activation_rule, columns)
     taps = check_bool("taps", taps)
     layers, bounds, readout, half = spec.family.build(spec, draw)
-    tap = [spec.family.readout(spec, draw)[0] for _ in range(spec.depth - 1)] if taps else None
+    tap = tap_readouts(spec, draw, spec.depth - 1) if taps else None
     return Network(spec, layers, readout, half, bounds, tap, columns)
 
 
@@ -132,6 +132,10 @@ def _check_inputs(net, x):
 def _run(net, s, ctx):
     """Output state of a pass (the family's fused kernel when the pass records nothing)."""
     _require_columns(net, s.shape[1])
+    if not ctx.records:
+        got = _run_gram_stack(net, s, ctx, net.readout[None])
+        if got is not None:
+            return got[0], None
     fused = getattr(net.spec.family, "fused", None)
     stack = None if ctx.records or fused is None else fused(net)
     if stack is None:
@@ -142,6 +146,24 @@ def _run(net, s, ctx):
     out, work = np.empty_like(s), np.empty_like(s)
     ctx.kern.dense_act_stack(ws, bs, s, ctx.p, act.slope_pos, act.slope_neg, work, out)
     return net.readout @ out, None
+
+
+def _run_gram_stack(net, s, ctx, readouts):
+    """The readouts' states ``(R, m)`` at the last ``R`` depths from the family's Gram
+    stack kernel (:func:`gradsim.kernels.gram.gram_stack`), or None where the family has
+    none for ``net`` or a Gram matrix needs rescaling (then the caller runs the layers)."""
+    hook = getattr(net.spec.family, "gram_fused", None)
+    stack = None if hook is None else hook(net)
+    if stack is None:
+        return None
+    ws, bs, act = stack
+    h, _ = run_forward(net.layers[:2], s, ctx)
+    n, m = h.shape
+    out = np.empty((len(readouts), m))
+    done = ctx.kern.gram_stack(ws, bs, np.ascontiguousarray(h), ctx.p, act.slope_pos,
+                               act.slope_neg, np.ascontiguousarray(readouts),
+                               np.empty((2, n, m)), np.empty((2 * m + 3, m)), out)
+    return out if done < 0 else None
 
 
 def forward(net, x, backend="numba", stats_from=None):
@@ -302,6 +324,11 @@ def input_gradient_by_depth(net, x, backend="numba"):
     _require_columns(net, s.shape[1])
     readouts = net.taps + [net.readout]
     out = np.empty((len(readouts), p, d), dtype=x.dtype)
+    got = _run_gram_stack(net, s, ctx, np.stack(readouts))
+    if got is not None:
+        tang = got[:, p:].reshape(len(readouts), ndir, p)
+        out[:] = tang.sum(axis=1).reshape(-1, p, d) if through else tang.transpose(0, 2, 1)
+        return out
     depth, i, layers, stops = 0, 0, net.layers, set(net.bounds)
     while i < len(layers):
         if fuses(layers, i, ctx, stops):

@@ -265,6 +265,31 @@ def test_fused_batchnorm_activation_equals_layer_by_layer(spec, seed, mode, dtyp
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("spec", [
+    NetSpec(depth=5, width=7), NetSpec(arch="resnet", depth=4, width=6),
+    NetSpec(arch="highway", depth=3, width=5),
+    NetSpec(depth=4, width=6, activation="crelu", init="looks-linear"),
+    NetSpec(depth=4, width=6, activation="crelu")], ids=["ff", "resnet", "highway", "ll", "crelu"])
+@pytest.mark.parametrize("sampler", ["explicit", "gram"])
+def test_tap_readouts_in_one_draw_equal_one_draw_each(dtype, spec, sampler):
+    """Tap readouts drawn in one generator call are the numbers of one call per tap."""
+    from gradsim.families.activation import activation_rule
+    from gradsim.families.sampling import Sampler, gram_refusal, tap_readouts
+
+    if sampler == "gram" and gram_refusal(spec) is not None:
+        pytest.skip("not drawn in Gram space")
+    cols = 6 if sampler == "gram" else None
+    a = Sampler(spec, np.random.default_rng(5), np.dtype(dtype).type, activation_rule(spec), cols)
+    b = Sampler(spec, np.random.default_rng(5), np.dtype(dtype).type, activation_rule(spec), cols)
+    got = tap_readouts(spec, a, spec.depth - 1)
+    want = [spec.family.readout(spec, b)[0] for _ in range(spec.depth - 1)]
+    assert len(got) == len(want) == spec.depth - 1
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and np.array_equal(g, w)
+    assert a.rng.standard_normal() == b.rng.standard_normal()  # the streams moved alike
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("bias_var", [0.0, 0.5])
 def test_bulk_drawn_layers_equal_one_draw_per_layer(dtype, bias_var):
     """He hidden layers come from one generator call; the numbers are those of one call

@@ -514,3 +514,63 @@ def test_gram_overflow_is_not_finite_and_refused():
     assert abs(depth["gram"] - depth["explicit"]) <= 30, depth
     with pytest.raises(ValueError, match=r"gradients overflow float64 .* at depth \d+ of 300"):
         simulate_depths(spec, grid, nets=2, seed=0, sampler="gram")
+
+
+@pytest.mark.parametrize("kern", ["numba", "numpy"])
+@pytest.mark.parametrize("spec, points", [
+    (NetSpec(depth=10, width=32, first_bias_var=0.1, bias_var=0.1), 2),
+    (NetSpec(depth=4, width=3, activation="leaky", slope_neg=0.2), 2),  # narrow: n <= m
+    (NetSpec(depth=1, width=40), 3),
+    (NetSpec(depth=6, width=100, weight_var=2.5), 4),
+], ids=["ff-bias", "narrow-leaky", "depth-1", "wide"])
+def test_gram_stack_kernel_equals_layer_by_layer(kern, spec, points):
+    """A plain net on few columns runs as one kernel call (gram_stack, one root per layer
+    for the next layer and the readout): the layer-by-layer numbers to rounding, at every
+    depth and at the output."""
+    from unittest import mock
+
+    from gradsim.families import feedforward
+
+    x = GridSpec(points=points).points_array()
+    for i in range(5):
+        net = sample_network(spec, network_rng(2, i), taps=True, sampler="gram", points=points)
+        assert feedforward.gram_fused(net) is not None
+        by_depth = input_gradient_by_depth(net, x, backend=kern)
+        out = input_gradient(net, x, backend=kern)
+        with mock.patch.object(feedforward, "GRAM_FUSED_MAX_COLUMNS", 0):
+            assert feedforward.gram_fused(net) is None
+            want_depth = input_gradient_by_depth(net, x, backend=kern)
+            want = input_gradient(net, x, backend=kern)
+        scale = np.abs(want_depth).max(axis=(1, 2), keepdims=True)
+        np.testing.assert_allclose(by_depth, want_depth, rtol=0, atol=1e-12 * scale.max())
+        np.testing.assert_allclose(out, want, rtol=0, atol=1e-12 * np.abs(want).max())
+        assert np.array_equal(by_depth[-1], out)
+
+
+def test_gram_stack_hands_back_what_needs_rescaling():
+    """A Gram matrix out of the unscaled range: the kernel and its twin return its depth,
+    and the net runs layer by layer (which rescales), so the numbers are those."""
+    from unittest import mock
+
+    from gradsim.families import feedforward
+
+    spec = NetSpec(depth=60, width=8, weight_var=1e6)  # x 5e5 per layer: 2^900 by ~48
+    x = GridSpec(points=2).points_array()
+    net = sample_network(spec, network_rng(0, 1), taps=True, sampler="gram", points=2)
+    ws, bs, act = feedforward.gram_fused(net)
+    ctx = Context(2, kernels)
+    h = net.layers[1].forward(net.layers[0].forward(
+        np.array([[x[0, 0], x[1, 0], 1.0, 1.0]]), ctx)[0], ctx)[0]
+    us = np.stack(net.taps + [net.readout])
+    got = []
+    for kern in (kernels, reference):
+        out = np.empty((len(us), 4))
+        got.append(kern.gram_stack(ws, bs, h, 2, 1.0, 0.0, us, np.empty((2, 8, 4)),
+                                   np.empty((11, 4)), out))
+    assert got[0] == got[1] and 0 < got[0] < spec.depth
+    with np.errstate(all="ignore"):
+        by_depth = input_gradient_by_depth(net, x)
+        with mock.patch.object(feedforward, "GRAM_FUSED_MAX_COLUMNS", 0):
+            want = input_gradient_by_depth(net, x)
+    assert np.array_equal(by_depth, want, equal_nan=True)
+    assert np.isfinite(by_depth[:got[0]]).all()

@@ -15,7 +15,8 @@ from . import hooks
 from .layers import BatchNorm
 
 __all__ = ["NAME", "SUMMARY", "FIELDS", "ACTIVATIONS", "FUSED_MAX_WIDTH", "check",
-           "activation_sites", "parameter_count", "build", "readout", "fused", "covers",
+           "activation_sites", "parameter_count", "build", "readout", "fused", "gram_fused",
+           "GRAM_FUSED_MAX_COLUMNS", "covers",
            "paper_blocks", "kernel_plan", "looks_linear_product"]
 
 NAME = "feedforward"
@@ -28,6 +29,9 @@ ACTIVATIONS = ("relu", "leaky", "crelu")
 #: (:func:`gradsim.kernels.dense.dense_act_stack`) instead of a BLAS product per layer:
 #: below it, per-layer call overhead costs more than the arithmetic (docs/performance.md).
 FUSED_MAX_WIDTH = 16
+#: State columns up to which a plain net drawn in Gram space runs as one kernel
+#: (:func:`gram_fused`).
+GRAM_FUSED_MAX_COLUMNS = 8
 
 
 def check(spec):
@@ -81,13 +85,39 @@ def fused(net):
     if (s.batchnorm or s.activation == "crelu" or s.width > FUSED_MAX_WIDTH or s.depth < 2
             or net.columns is not None):
         return None
+    return (*_stacked(net), net.layers[1])
+
+
+def gram_fused(net):
+    """``(ws, bs, activation)`` of a plain net drawn in Gram space on at most
+    ``GRAM_FUSED_MAX_COLUMNS`` state columns, else None.
+
+    Such a net (no batch norm, ReLU or ab-ReLU, float64) runs its hidden layers and
+    readouts in one kernel call (:func:`gradsim.kernels.gram.gram_stack`): on few
+    columns a layer is ``O(N m^2)`` arithmetic and the calls between BLAS products cost
+    more than it.
+    """
+    s = net.spec
+    if (s.batchnorm or s.activation == "crelu" or net.columns is None
+            or net.columns > GRAM_FUSED_MAX_COLUMNS or net.dtype != np.float64):
+        return None
+    return (*_stacked(net), net.layers[1])
+
+
+def _stacked(net):
+    """The hidden layers' weights ``(L - 1, N, k)`` and biases ``(L - 1, N)`` (zeros for
+    none), stacked once and cached on the net (rebuilt if a layer was replaced)."""
     dense = net.layers[2::2]
     key = [(id(layer.w), id(layer.b)) for layer in dense]
-    if net._stack is None or net._stack[0] != key:  # rebuilt if a layer was replaced
-        zeros = np.zeros(s.width, dtype=net.dtype)
-        net._stack = (key, np.stack([layer.w for layer in dense]),
-                      np.stack([zeros if layer.b is None else layer.b for layer in dense]))
-    return net._stack[1], net._stack[2], net.layers[1]
+    if net._stack is None or net._stack[0] != key:
+        zeros = np.zeros(net.spec.width, dtype=net.dtype)
+        k = net.layers[0].w.shape[0] if not dense else dense[0].w.shape[1]
+        ws = (np.stack([layer.w for layer in dense]) if dense
+              else np.empty((0, net.spec.width, k), dtype=net.dtype))
+        bs = (np.stack([zeros if layer.b is None else layer.b for layer in dense]) if dense
+              else np.empty((0, net.spec.width), dtype=net.dtype))
+        net._stack = (key, ws, bs)
+    return net._stack[1], net._stack[2]
 
 
 def covers(spec, model):

@@ -16,6 +16,7 @@ import dataclasses
 
 import numpy as np
 
+from ..kernels.gram_numpy import GRAM_HIGH, GRAM_LOW
 from ..util import check_int, get_dtype
 
 __all__ = ["Context", "gram_product", "Dense", "BatchNorm", "Activation", "Residual", "Stack",
@@ -157,7 +158,7 @@ def _use_gram(gram, w, s):
 
 
 # a Gram matrix whose largest diagonal entry lies between these is formed unscaled
-_GRAM_LOW, _GRAM_HIGH = 2.0**-900, 2.0**900
+_GRAM_LOW, _GRAM_HIGH = GRAM_LOW, GRAM_HIGH
 
 
 def gram_product(w, s, ctx):

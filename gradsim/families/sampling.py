@@ -12,8 +12,9 @@ import numpy as np
 
 from .layers import Dense
 
-__all__ = ["Sampler", "gaussian", "orthogonal", "stream_readout", "SAMPLERS", "GAUSSIAN_COST",
-           "GRAM_COST", "gram_refusal", "state_columns", "sampler_cost", "resolve_sampler"]
+__all__ = ["Sampler", "gaussian", "orthogonal", "tap_readouts", "stream_readout", "SAMPLERS",
+           "GAUSSIAN_COST", "GRAM_COST", "gram_refusal", "state_columns", "sampler_cost",
+           "resolve_sampler"]
 
 
 def gaussian(rng, shape, var, dtype):
@@ -132,6 +133,32 @@ class Sampler:
             half = gaussian(self.rng, cols // 2, s.readout_var / cols, self.dtype)
             return np.concatenate([half, -self.dtype(s.mirror) * half]), half
         return gaussian(self.rng, self._used(cols), s.readout_var / cols, self.dtype), None
+
+
+class _ReadoutProbe:
+    """Stands in for a :class:`Sampler` to learn what a family's readout hook asks for."""
+
+    args = None
+
+    def readout(self, cols, consumes_act):
+        self.args = (cols, consumes_act)
+        return None, None
+
+
+def tap_readouts(spec, draw, count):
+    """``count`` readouts as ``count`` calls of the family's readout hook would draw them
+    (the same numbers: a generator's output does not depend on how it is split into
+    calls); unmirrored ones come from one generator call."""
+    probe = _ReadoutProbe()
+    spec.family.readout(spec, probe)
+    if probe.args is None or count == 0:
+        return [spec.family.readout(spec, draw)[0] for _ in range(count)]
+    cols, consumes_act = probe.args
+    if consumes_act and draw.rule.mirrored and not draw.gram:
+        return [draw.readout(cols, consumes_act)[0] for _ in range(count)]
+    block = draw.rng.standard_normal((count, draw._used(cols)), dtype=draw.dtype)
+    block *= draw.dtype(math.sqrt(spec.readout_var / cols))
+    return list(block)
 
 
 def stream_readout(spec, draw):

@@ -12,9 +12,9 @@ import math
 import numba
 
 from . import JIT
-from .gram_numpy import GRAM_TIE, GRAM_TOL
+from .gram_numpy import GRAM_HIGH, GRAM_LOW, GRAM_TIE, GRAM_TOL
 
-__all__ = ["gram_root"]
+__all__ = ["gram_root", "gram_stack"]
 
 
 @numba.jit(**JIT)
@@ -63,3 +63,74 @@ def gram_root(g, work, root):  # noqa: D103 - see gram_numpy.gram_root
             root[k, a] *= scale[a]
     return r
 
+
+
+@numba.jit(**JIT)
+def gram_stack(ws, bs, s, p, slope_pos, slope_neg, us, states, gwork, out):  # noqa: D103
+    layers, n, k = ws.shape
+    m = s.shape[1]
+    depth = layers + 1
+    first = depth - us.shape[0]  # the first depth (0-based) with a readout
+    h, z = states[0], states[1]
+    g, root, work = gwork[:m], gwork[m:2 * m], gwork[2 * m:]
+    for i in range(n):
+        for c in range(m):
+            h[i, c] = s[i, c]
+    for lay in range(depth):
+        kk = us.shape[1] if lay == layers else k
+        use_root = n > kk
+        if use_root:
+            top = 0.0
+            for a in range(m):
+                for b in range(a, m):
+                    acc = 0.0
+                    for i in range(n):
+                        acc += h[i, a] * h[i, b]
+                    g[a, b] = acc
+                    g[b, a] = acc
+                v = g[a, a]
+                if top == top and not top >= v:  # a nan, once met, stays the top
+                    top = v
+            if not ((GRAM_LOW < top < GRAM_HIGH) or top == 0.0):
+                return lay
+            gram_root(g, work, root)
+        if lay >= first:
+            r = lay - first
+            for c in range(m):
+                out[r, c] = 0.0
+            if use_root:
+                for t in range(kk):
+                    u = us[r, t]
+                    for c in range(m):
+                        out[r, c] += u * root[t, c]
+            else:
+                for i in range(n):
+                    u = us[r, i]
+                    for c in range(m):
+                        out[r, c] += u * h[i, c]
+        if lay == layers:
+            break
+        for i in range(n):
+            for c in range(m):
+                z[i, c] = 0.0
+            if use_root:
+                for t in range(k):
+                    w = ws[lay, i, t]
+                    for c in range(m):
+                        z[i, c] += w * root[t, c]
+            else:
+                for t in range(n):
+                    w = ws[lay, i, t]
+                    for c in range(m):
+                        z[i, c] += w * h[t, c]
+            b = bs[lay, i]
+            for j in range(p):
+                z[i, j] += b
+        for i in range(n):  # after every row of z: the explicit product reads h
+            for j in range(p):
+                sl = slope_pos if z[i, j] > 0 else slope_neg
+                c = j
+                while c < m:  # not a stepped range(): see dense.act_fwd
+                    h[i, c] = sl * z[i, c]
+                    c += p
+    return -1
