@@ -253,7 +253,9 @@ def _exact_pair(spec, x, y, log_scale):
     """``(variance, covariance, correlation, log variance, log |covariance|)`` at the
     last depth from the exact theory (variance and covariance ``inf`` beyond range)."""
     xs = np.stack([np.asarray(x, float).reshape(-1), np.asarray(y, float).reshape(-1)])
-    c, ls = exact_gradient_covariance(spec, xs, log_scale=True)
+    # three pairs: the NumPy twin is as quick, and a one-pair answer (gradsim theory)
+    # then starts without importing numba (about half a second)
+    c, ls = exact_gradient_covariance(spec, xs, log_scale=True, backend="numpy")
     var, cov, vy = np.trace(c[0, 0]), np.trace(c[0, 1]), np.trace(c[1, 1])
     if not (var > 0 and vy > 0):
         raise ValueError(f"exact theory: the gradient variance is 0 at an input for "

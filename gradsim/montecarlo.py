@@ -24,7 +24,14 @@ import numpy as np
 
 from .families.sampling import resolve_sampler, state_columns
 from .grids import GridSpec
-from .nets import GRAD_MODES, input_gradient, input_gradient_by_depth, sample_network
+from .kernels import backend as get_backend
+from .nets import (
+    GRAD_MODES,
+    input_gradient,
+    input_gradient_by_depth,
+    sample_network,
+    stacked_gram_gradients,
+)
 from .parallel import check_workers, ordered_map
 from .spec import NetSpec
 from .stats import Moments, Stream, acf_rows, power_rows
@@ -36,21 +43,31 @@ __all__ = ["Simulation", "Chunk", "network_rng", "iter_chunks", "simulate", "sim
 
 #: Upper bound on the number of networks in one run.
 MAX_NETS = 10**9
-#: Most networks per chunk by default (:func:`default_chunk`).
+#: Networks per chunk by default in one process (:func:`default_chunk`).
 DEFAULT_CHUNK = 16
 #: Chunks per worker the default chunk size aims at, so that workers finish together:
 #: the pool hands out chunks as workers free up, and the last chunk of a run can leave
 #: the other workers idle for at most its own time.
 CHUNKS_PER_WORKER = 8
+#: With workers, a default chunk holds at most this many networks and this many bytes
+#: of results: large enough that a chunk of small networks (tens of microseconds each)
+#: outweighs the pool's cost of a task (about a millisecond), small enough to bound
+#: memory.
+MAX_CHUNK, CHUNK_BYTES = 2048, 2**24
 
 
-def default_chunk(nets, workers=1):
-    """Networks per chunk when none is given (never changes a number): ``DEFAULT_CHUNK``
-    in one process; with ``workers`` processes at most that, and small enough for about
-    ``CHUNKS_PER_WORKER`` chunks per worker, ``ceil(nets / (8 workers))``."""
+def default_chunk(nets, workers=1, result_bytes=0):
+    """Networks per chunk when none is given (never changes a number).
+
+    ``DEFAULT_CHUNK`` in one process; with ``workers`` processes about
+    ``CHUNKS_PER_WORKER`` chunks per worker, ``ceil(nets / (8 workers))``, at most
+    ``MAX_CHUNK`` networks or ``CHUNK_BYTES`` of results (``result_bytes`` per network)
+    and never held below ``DEFAULT_CHUNK`` by those caps.
+    """
     if workers <= 1:
         return DEFAULT_CHUNK
-    return max(1, min(DEFAULT_CHUNK, -(-nets // (CHUNKS_PER_WORKER * workers))))
+    cap = max(DEFAULT_CHUNK, min(MAX_CHUNK, CHUNK_BYTES // max(1, result_bytes)))
+    return max(1, min(cap, -(-nets // (CHUNKS_PER_WORKER * workers))))
 
 
 def network_rng(seed, index):
@@ -132,7 +149,7 @@ def _blas_threads(sampler, workers):
 
 
 def _check_run(spec, grid, nets, seed, chunk, mode, dtype, activity, sampler="explicit",
-               workers=1):
+               workers=1, depths=False):
     if not isinstance(spec, NetSpec):
         raise ValueError(f"spec must be a NetSpec, got {type(spec).__name__}")
     if not isinstance(grid, GridSpec):
@@ -142,8 +159,11 @@ def _check_run(spec, grid, nets, seed, chunk, mode, dtype, activity, sampler="ex
     nets = check_int("nets", nets, 1, MAX_NETS)
     seed = check_int("seed", seed, 0, 2**63 - 1)
     workers = check_workers(workers)
-    chunk = check_int("chunk", default_chunk(nets, workers) if chunk is None else chunk, 1,
-                      MAX_NETS)
+    if chunk is None:
+        per_net = (grid.points * spec.input_dim * np.dtype(get_dtype(dtype)).itemsize
+                   * (spec.depth if depths else 1) + (16 * spec.n_act_layers if activity else 0))
+        chunk = default_chunk(nets, workers, per_net)
+    chunk = check_int("chunk", chunk, 1, MAX_NETS)
     if mode not in GRAD_MODES:
         raise ValueError(f"mode must be one of {', '.join(GRAD_MODES)}; got {mode!r}")
     if spec.batchnorm and grid.points < 2:
@@ -220,8 +240,17 @@ def _chunk_task(spec, grid, seed, start, stop, mode, backend, dtype, activity,
     m = stop - start
     grads = np.empty((m, grid.points, spec.input_dim), dtype=dtype)
     acts = np.empty((m, spec.n_act_layers, 2)) if activity else None
+    columns = (state_columns(spec, grid.points, mode)
+               if sampler == "gram" and not activity else None)
+    kern = get_backend(backend)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked below
         for k in range(m):
+            got = (None if columns is None else
+                   stacked_gram_gradients(spec, network_rng(seed, start + k), x, columns,
+                                          kern, False))
+            if got is not None:
+                grads[k] = got[0]
+                continue
             net = sample_network(spec, network_rng(seed, start + k), dtype,
                                  sampler=sampler, points=grid.points)
             out = input_gradient(net, x, mode=mode, backend=backend, activity=activity)
@@ -273,8 +302,8 @@ def simulate(spec, grid=None, nets=100, seed=0, *, chunk=None, mode="forward",
     seed : int
         Root seed, ``>= 0``.
     chunk : int, optional
-        Networks per chunk (default :func:`default_chunk`: 16, or fewer so that each
-        worker gets about 8 chunks); never changes the numbers.
+        Networks per chunk (default :func:`default_chunk`: 16 in one process, about 8
+        chunks per worker with workers); never changes the numbers.
     mode : {'forward', 'reverse'}
     backend : {'numba', 'numpy'}
     dtype : {'float64', 'float32'}
@@ -380,8 +409,16 @@ def _depth_task(spec, grid, seed, start, stop, backend, dtype, sampler="explicit
     x = grid.points_array(dtype)
     m = stop - start
     out = np.empty((m, spec.depth, grid.points, spec.input_dim), dtype=dtype)
+    columns = state_columns(spec, grid.points) if sampler == "gram" else None
+    kern = get_backend(backend)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked below
         for k in range(m):
+            got = (None if columns is None else
+                   stacked_gram_gradients(spec, network_rng(seed, start + k), x, columns,
+                                          kern, True))
+            if got is not None:
+                out[k] = got
+                continue
             net = sample_network(spec, network_rng(seed, start + k), dtype, taps=True,
                                  sampler=sampler, points=grid.points)
             out[k] = input_gradient_by_depth(net, x, backend=backend)
@@ -413,7 +450,7 @@ def simulate_depths(spec, grid=None, nets=100, seed=0, *, chunk=None, backend="n
     """
     grid = GridSpec(dim=spec.input_dim) if grid is None and isinstance(spec, NetSpec) else grid
     nets, seed, chunk, dt, used = _check_run(spec, grid, nets, seed, chunk, "forward", dtype,
-                                             False, sampler, workers)
+                                             False, sampler, workers, depths=True)
     workers = check_workers(workers)
     itemsize = np.dtype(dt).itemsize
     check_memory(nets * spec.depth * grid.points * spec.input_dim * itemsize

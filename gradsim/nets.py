@@ -34,7 +34,8 @@ from .spec import NetSpec
 from .util import check_bool, check_int, check_memory, check_rng, get_dtype
 
 __all__ = ["Network", "sample_network", "forward", "preactivations", "input_gradient",
-           "input_gradient_by_depth", "looks_linear_product", "GRAD_MODES"]
+           "input_gradient_by_depth", "stacked_gram_gradients", "looks_linear_product",
+           "GRAD_MODES"]
 
 GRAD_MODES = ("forward", "reverse")
 
@@ -164,6 +165,51 @@ def _run_gram_stack(net, s, ctx, readouts):
                                act.slope_neg, np.ascontiguousarray(readouts),
                                np.empty((2, n, m)), np.empty((2 * m + 3, m)), out)
     return out if done < 0 else None
+
+
+def stacked_gram_gradients(spec, rng, x, columns, kern, taps):
+    """The input gradients of one network drawn in Gram space from ``rng``, without
+    building it, where its family runs it as one kernel (``gram_stack_applies``): the
+    numbers of :func:`sample_network` then :func:`input_gradient_by_depth` (``taps``) or
+    :func:`input_gradient`, for the Monte Carlo loops' many small networks.
+
+    Parameters
+    ----------
+    spec : NetSpec
+    rng : numpy.random.Generator
+        The network's stream (consumed as :func:`sample_network` would).
+    x : ndarray, shape (P, d), float64
+        Checked inputs.
+    columns : int
+        The state's columns (:func:`~gradsim.families.sampling.state_columns`).
+    kern : namespace
+        The kernels (:func:`gradsim.kernels.backend`).
+    taps : bool
+        Every depth (``(L, P, d)``) or the output only (``(1, P, d)``).
+
+    Returns
+    -------
+    ndarray or None
+        None where the family has no such kernel for ``spec``, or a Gram matrix needs
+        rescaling: then draw the network again from a fresh stream the usual way.
+    """
+    fam = spec.family
+    applies = getattr(fam, "gram_stack_applies", None)
+    if applies is None or not applies(spec, columns, x.dtype):
+        return None
+    draw = Sampler(spec, rng, np.float64, spec.activation_rule, columns)
+    first, ws, bs, u = fam.gram_stack_draw(spec, draw)
+    us = np.vstack(tap_readouts(spec, draw, spec.depth - 1) + [u]) if taps else u[None]
+    p, d = x.shape
+    ctx = Context(p, kern)
+    h, _ = run_forward(first, _tangent_seed(x, False), ctx)
+    n, m = h.shape
+    out = np.empty((len(us), m))
+    act = first[-1]
+    if kern.gram_stack(ws, bs, h, p, act.slope_pos, act.slope_neg, us, np.empty((2, n, m)),
+                       np.empty((2 * m + 3, m)), out) >= 0:
+        return None
+    return out[:, p:].reshape(len(us), d, p).transpose(0, 2, 1)
 
 
 def forward(net, x, backend="numba", stats_from=None):

@@ -180,3 +180,16 @@ def test_worker_pool_is_kept_and_replaced_after_a_worker_dies():
     assert parallel.current_pool() is not pool
     parallel.shutdown()
     assert parallel.current_pool() is None
+
+
+def test_default_chunk_gives_every_worker_about_eight_chunks_within_its_caps():
+    """One process: 16.  Workers: ceil(nets / (8 workers)), at most MAX_CHUNK networks
+    and CHUNK_BYTES of results, never held below 16 by the caps; a chunk never changes
+    a number (the tests above), so this is only about speed and memory."""
+    from gradsim.montecarlo import CHUNK_BYTES, MAX_CHUNK, default_chunk
+
+    assert default_chunk(10**6, 1) == 16
+    assert default_chunk(6, 2) == 1 and default_chunk(200, 2) == 13
+    assert default_chunk(10**6, 2) == MAX_CHUNK
+    assert default_chunk(10**6, 2, result_bytes=CHUNK_BYTES // 100) == 100
+    assert default_chunk(10**6, 2, result_bytes=CHUNK_BYTES) == 16

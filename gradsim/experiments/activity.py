@@ -13,7 +13,7 @@ from ..montecarlo import simulate
 from ..spec import NetSpec
 from ..stats import activity_summary
 from .base import Claim, Results, check_range
-from .common import NULL_PROGRESS, chunk_for, fmt, run_workers
+from .common import NULL_PROGRESS, fmt, run_workers
 
 NAME = "activity"
 TITLE = "Active and co-active proportions per layer, with and without batch norm"
@@ -42,7 +42,6 @@ def run(params, progress=NULL_PROGRESS):
         tick = progress.stage(f"{NAME}: {'with' if bn else 'without'} BN", params["nets"])
         sim = simulate(spec, grid, nets=params["nets"], seed=params["seed"] + k, keep=False,
                        activity=True, workers=workers,
-                       chunk=chunk_for(params["nets"], workers),
                        progress=lambda done, total, tick=tick: tick(done))
         act, co = activity_summary(sim.activity)
         arrays[f"active_{key}"], arrays[f"active_se_{key}"] = act.value, act.se

@@ -21,13 +21,13 @@ import math
 import numpy as np
 
 from ..grids import GridSpec
-from ..montecarlo import default_chunk, network_rng, simulate_depths
+from ..montecarlo import network_rng, simulate_depths
 from ..nets import input_gradient, sample_network
 from ..parallel import check_workers
 from ..spec import NetSpec
 from ..stats import brown_noise, white_noise
 
-__all__ = ["NullProgress", "NULL_PROGRESS", "run_settings", "run_workers", "chunk_for",
+__all__ = ["NullProgress", "NULL_PROGRESS", "run_settings", "run_workers",
            "check_pair_scan", "paper_signals", "depth_series", "fmt", "fmt_est"]
 
 
@@ -66,14 +66,6 @@ def run_workers(default=1):
     return default if value is None else value
 
 
-def chunk_for(nets, n_workers):
-    """Networks per chunk for ``n_workers`` processes (never changes a number): None (the
-    library's default) in one process, else :func:`gradsim.montecarlo.default_chunk`."""
-    if n_workers <= 1:
-        return None
-    return default_chunk(nets, n_workers)
-
-
 def paper_signals(width, points, depth_ff, depth_resnet, batchnorm, seed):
     """The five signals of the paper's first figure, one network (or series) each.
 
@@ -104,7 +96,7 @@ def depth_series(spec, grid, nets, seed, progress, label, backend="numba"):
     tick = progress.stage(label, nets)
     n = run_workers()
     g = simulate_depths(spec, grid, nets=nets, seed=seed, backend=backend, workers=n,
-                        chunk=chunk_for(nets, n), progress=lambda done, total: tick(done))
+                        progress=lambda done, total: tick(done))
     return g[..., 0]
 
 

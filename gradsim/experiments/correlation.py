@@ -23,7 +23,7 @@ from ..spec import NetSpec
 from ..stats import offdiagonal_ratio
 from ..theory import LABELS, covers, paper_model
 from .base import Claim, Results, check_range
-from .common import NULL_PROGRESS, chunk_for, depth_series, fmt, fmt_est, run_workers
+from .common import NULL_PROGRESS, depth_series, fmt, fmt_est, run_workers
 
 NAME = "correlation"
 TITLE = "Correlation versus depth: Monte Carlo, paper model, exact infinite width"
@@ -102,7 +102,7 @@ def run(params, progress=NULL_PROGRESS):
     tick = progress.stage(f"{NAME}: T3", params["t3_nets"])
     workers = run_workers()
     g = simulate_depths(spec, grid, nets=params["t3_nets"], seed=params["seed"] + 99,
-                        workers=workers, chunk=chunk_for(params["t3_nets"], workers),
+                        workers=workers,
                         progress=lambda done, total: tick(done))
     ratios = [offdiagonal_ratio(g[:, d]) for d in range(L3)]
     arrays["t3_ratio"] = np.array([float(r.value) for r in ratios])

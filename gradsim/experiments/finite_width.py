@@ -60,7 +60,6 @@ from .base import Claim, Results, check_range
 from .common import (
     NULL_PROGRESS,
     check_pair_scan,
-    chunk_for,
     fmt,
     fmt_est,
     pair_scan_axes,
@@ -135,7 +134,6 @@ def run(params, progress=NULL_PROGRESS):
             g = simulate_depths(_spec(params, lmax, w), grid, nets=nets,
                                 seed=params["seed"] + 1000 * p + k,
                                 sampler=params["sampler"], workers=workers,
-                                chunk=chunk_for(nets, workers),
                                 progress=lambda done, total, tick=tick: tick(done))
             ests = [pair_statistics(g[:, d, 0, 0], g[:, d, 1, 0])["correlation"]
                     for d in range(lmax)]

@@ -70,7 +70,6 @@ from .base import Claim, Results, check_range
 from .common import (
     NULL_PROGRESS,
     check_pair_scan,
-    chunk_for,
     fmt,
     fmt_est,
     pair_scan_axes,
@@ -134,7 +133,6 @@ def run(params, progress=NULL_PROGRESS):
             g = simulate_depths(spec, grid, nets=int(nets[k]),
                                 seed=params["seed"] + 1000 * p + k,
                                 sampler=params["sampler"], workers=workers,
-                                chunk=chunk_for(int(nets[k]), workers),
                                 progress=lambda done, total, tick=tick: tick(done))
             for j, d in enumerate(depths):
                 est = pair_statistics(g[:, d - 1, 0, 0], g[:, d - 1, 1, 0])["correlation"]

@@ -16,7 +16,7 @@ from .layers import BatchNorm
 
 __all__ = ["NAME", "SUMMARY", "FIELDS", "ACTIVATIONS", "FUSED_MAX_WIDTH", "check",
            "activation_sites", "parameter_count", "build", "readout", "fused", "gram_fused",
-           "GRAM_FUSED_MAX_COLUMNS", "covers",
+           "gram_stack_applies", "gram_stack_draw", "GRAM_FUSED_MAX_COLUMNS", "covers",
            "paper_blocks", "kernel_plan", "looks_linear_product"]
 
 NAME = "feedforward"
@@ -88,20 +88,33 @@ def fused(net):
     return (*_stacked(net), net.layers[1])
 
 
-def gram_fused(net):
-    """``(ws, bs, activation)`` of a plain net drawn in Gram space on at most
-    ``GRAM_FUSED_MAX_COLUMNS`` state columns, else None.
+def gram_stack_applies(spec, columns, dtype):
+    """True for a plain net (no batch norm, ReLU or ab-ReLU) drawn in Gram space
+    (``columns`` not None) on at most ``GRAM_FUSED_MAX_COLUMNS`` columns, in float64:
+    it runs its hidden layers and readouts in one kernel call
+    (:func:`gradsim.kernels.gram.gram_stack`), since on few columns a layer is
+    ``O(N m^2)`` arithmetic and the calls between BLAS products cost more than it."""
+    return (not spec.batchnorm and spec.activation != "crelu" and columns is not None
+            and columns <= GRAM_FUSED_MAX_COLUMNS and np.dtype(dtype) == np.float64)
 
-    Such a net (no batch norm, ReLU or ab-ReLU, float64) runs its hidden layers and
-    readouts in one kernel call (:func:`gradsim.kernels.gram.gram_stack`): on few
-    columns a layer is ``O(N m^2)`` arithmetic and the calls between BLAS products cost
-    more than it.
-    """
-    s = net.spec
-    if (s.batchnorm or s.activation == "crelu" or net.columns is None
-            or net.columns > GRAM_FUSED_MAX_COLUMNS or net.dtype != np.float64):
+
+def gram_fused(net):
+    """``(ws, bs, activation)`` of a net :func:`gram_stack_applies` to, else None."""
+    if not gram_stack_applies(net.spec, net.columns, net.dtype):
         return None
     return (*_stacked(net), net.layers[1])
+
+
+def gram_stack_draw(spec, draw):
+    """What :func:`build` and :func:`readout` draw, in their order, as the arrays of
+    :func:`gram_fused`: ``(first, ws, bs, readout)``, ``first`` the embedding and the
+    first activation (layers), ``bs`` zeros for no bias.  A net :func:`gram_stack_applies`
+    to runs from these without being built (the same numbers)."""
+    first = [draw.embedding()] + _act_block(spec, draw.rule)
+    ws, bs = draw.dense_block(spec.depth - 1, spec.width, spec.features, spec.bias_var)
+    if bs is None:
+        bs = np.zeros(ws.shape[:2], dtype=ws.dtype)
+    return first, ws, bs, readout(spec, draw)[0]
 
 
 def _stacked(net):

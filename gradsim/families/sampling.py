@@ -111,19 +111,25 @@ class Sampler:
         would draw them.  With He init they come from one call of the generator (weights
         and biases interleaved as in single draws), which gives the same numbers: a
         generator's output does not depend on how it is split into calls."""
-        s = self.spec
-        if s.init != "he" or count == 0:
+        if self.spec.init != "he" or count == 0:
             return [self.dense(rows, cols, True, bias_var) for _ in range(count)]
+        w, b = self.dense_block(count, rows, cols, bias_var)
+        return [self.linear(w[i], None if b is None else b[i]) for i in range(count)]
+
+    def dense_block(self, count, rows, cols, bias_var):
+        """The weights ``(count, rows, k)`` and biases ``(count, rows)`` (None for
+        ``bias_var = 0``) of :meth:`dense_run`'s He layers, from one generator call (views
+        into one block: weights and biases interleaved as in single draws)."""
         nb = rows if bias_var > 0 else 0
         k = self._used(cols)
         block = self.rng.standard_normal((count, rows * k + nb), dtype=self.dtype)
         w = block[:, : rows * k].reshape(count, rows, k)  # a view, scaled in place
-        w *= self.dtype(math.sqrt(s.weight_var / cols))
+        w *= self.dtype(math.sqrt(self.spec.weight_var / cols))
         b = None
         if nb:
             b = block[:, rows * k:]
             b *= self.dtype(math.sqrt(bias_var))
-        return [self.linear(w[i], None if b is None else b[i]) for i in range(count)]
+        return w, b
 
     def readout(self, cols, consumes_act):
         """The readout ``u`` over ``cols`` features (mirrored ``[v, -mirror v]`` on CReLU
@@ -148,7 +154,7 @@ class _ReadoutProbe:
 def tap_readouts(spec, draw, count):
     """``count`` readouts as ``count`` calls of the family's readout hook would draw them
     (the same numbers: a generator's output does not depend on how it is split into
-    calls); unmirrored ones come from one generator call."""
+    calls); unmirrored ones come from one generator call (rows of one array)."""
     probe = _ReadoutProbe()
     spec.family.readout(spec, probe)
     if probe.args is None or count == 0:
