@@ -190,11 +190,15 @@ class _Pass:
         self.crossings, self.crossing_units, self.units = [], [], []
 
     def run(self, layers, st):
-        for layer in layers:
-            st = self.layer(layer, st)
+        for i, layer in enumerate(layers):
+            st = self.layer(layer, st, _fresh(layers, i))
         return st
 
-    def layer(self, layer, st):
+    def layer(self, layer, st, fresh=False):
+        """``layer`` applied to ``st``; ``fresh``: ``st``'s arrays are the previous
+        layer's own output, held nowhere else, so they may be overwritten (arrays of
+        ``N x K`` at ``10^5`` knots are hundreds of MB, and a new one costs its page
+        faults, about as much as the arithmetic)."""
         if isinstance(layer, Dense):
             v, s = layer.w @ st.v, layer.w @ st.s
             if layer.b is not None:
@@ -204,10 +208,15 @@ class _Pass:
             vg = st.v[:, st.grid]
             mean = vg.mean(axis=1)
             inv = 1.0 / np.sqrt(((vg - mean[:, None]) ** 2).mean(axis=1) + layer.eps)
-            return _State(st.t, (st.v - mean[:, None]) * inv[:, None], st.s * inv[:, None],
-                          st.grid)
+            if not fresh:
+                return _State(st.t, (st.v - mean[:, None]) * inv[:, None],
+                              st.s * inv[:, None], st.grid)
+            st.v -= mean[:, None]
+            st.v *= inv[:, None]
+            st.s *= inv[:, None]
+            return st
         if isinstance(layer, Activation):
-            return self.activation(layer, st)
+            return self.activation(layer, st, fresh)
         if isinstance(layer, Residual):
             out = self.run(layer.branch, st)
             skip = st.refine(out.t, self.kern)
@@ -215,7 +224,7 @@ class _Pass:
                           layer.alpha * (skip.s + layer.beta * out.s), out.grid)
         raise ValueError(f"breakpoints: no piecewise-linear rule for {type(layer).__name__}")
 
-    def activation(self, layer, st):
+    def activation(self, layer, st, fresh=False):
         v, s, t = st.v, st.s, st.t
         left, right = v[:, :-1], v[:, 1:]
         unit, piece = np.nonzero(((left < 0) & (right > 0)) | ((left > 0) & (right < 0)))
@@ -237,17 +246,26 @@ class _Pass:
                              f"{self.max_knots}; shorten the segment or raise max_knots")
         check_memory(4 * v.shape[0] * len(t_new) * v.itemsize,
                      f"breakpoints with {len(t_new)} knots")
-        st = st.refine(t_new, self.kern)
+        refined = st.refine(t_new, self.kern)
+        if refined is st and not fresh:  # no new knot: st is the caller's
+            refined = _State(st.t, st.v.copy(), st.s.copy(), st.grid)
+        st = refined
         st.v[unit, np.searchsorted(t_new, tc)] = 0.0  # exactly 0 at its own crossing
         if layer.kind == "crelu":
             n, m = st.v.shape
             v, s = np.empty((2 * n, m), dtype=st.v.dtype), np.empty((2 * n, m - 1),
                                                                     dtype=st.v.dtype)
             self.kern.pl_crelu(st.v, st.s, v, s)
-        else:
-            v, s = np.empty_like(st.v), np.empty_like(st.s)
+        else:  # in place: st is this layer's own now
+            v, s = st.v, st.s
             self.kern.pl_act(st.v, st.s, float(layer.slope_pos), float(layer.slope_neg), v, s)
         return _State(st.t, v, s, st.grid)
+
+
+def _fresh(layers, i):
+    """True when the input of ``layers[i]`` is the output of a dense layer or a batch norm
+    before it in ``layers``: a new state no one else holds."""
+    return i > 0 and type(layers[i - 1]) in (Dense, BatchNorm)
 
 
 def _kinks_of(slopes, knots, tol):
@@ -307,7 +325,7 @@ def breakpoints(net, a, b, grid=None, x0=None, direction=None, max_knots=MAX_KNO
     tap_bp, tap_jump, tap_rms = ([], [], []) if net.taps is not None else (None, None, None)
     depth = 0
     for i, layer in enumerate(net.layers):
-        st = run.layer(layer, st)
+        st = run.layer(layer, st, _fresh(net.layers, i))
         if tap_bp is not None and depth < len(net.bounds) and i == net.bounds[depth]:
             sl = readouts[depth] @ st.s
             where, jump, _ = _kinks_of(sl, st.t, SLOPE_TOL)

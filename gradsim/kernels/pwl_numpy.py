@@ -10,7 +10,8 @@ A state (:mod:`gradsim.kinks`) is every unit's value ``v`` ``(N, K + 1)`` at the
   ``piece_parent[k]`` and keeps its slope.
 * ``pl_act`` applies an ab-ReLU (slopes ``a`` for ``z > 0``, ``b`` otherwise) to a state
   in which no unit changes sign inside a piece: to the values, and to the slopes by the
-  sign of ``v[:, k] + v[:, k + 1]`` (twice the value at the piece's midpoint).
+  sign of ``v[:, k] + v[:, k + 1]`` (twice the value at the piece's midpoint); ``out_v``
+  and ``out_s`` may be ``v`` and ``s`` (in place).
 * ``pl_crelu`` does the same for CReLU: rows ``relu(z)`` then ``relu(-z)``.
 """
 
