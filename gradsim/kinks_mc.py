@@ -29,6 +29,7 @@ import dataclasses
 
 import numpy as np
 
+from . import work
 from .kinks import MAX_KNOTS, breakpoints, grid_adequacy, line_points
 from .montecarlo import network_rng
 from .nets import input_gradient_by_depth, sample_network
@@ -169,6 +170,7 @@ def simulate_kinks(spec, a=-2.0, b=2.0, nets=20, seed=0, *, grid_points=256, x0=
     workers = check_workers(workers)
     chunk = check_int("chunk", chunk if chunk is not None else max(1, -(-nets // (4 * workers))),
                       1, nets)
+    work.record(nets, nets * work.network_gaussians(spec, taps=True))
     starts = range(0, nets, chunk)
     tasks = ((spec, a, b, points, seed, s, min(s + chunk, nets), max_knots, x0, u)
              for s in starts)

@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from . import work
 from .families.sampling import resolve_sampler, state_columns
 from .grids import GridSpec
 from .kernels import backend as get_backend
@@ -37,6 +38,7 @@ from .spec import NetSpec
 from .stats import Moments, Stream, acf_rows, power_rows
 from .theory.base import LOG_MAX, range_error
 from .util import check_int, check_memory, get_dtype
+from .work import network_gaussians
 
 __all__ = ["Simulation", "Chunk", "network_rng", "iter_chunks", "simulate", "simulate_depths",
            "network_bytes", "default_chunk", "MAX_NETS"]
@@ -278,6 +280,8 @@ def iter_chunks(spec, grid, nets, seed, chunk=None, mode="forward", backend="num
     check_memory(workers * network_bytes(spec, grid.points, mode, itemsize, sampler)
                  + 2 * workers * min(chunk, nets) * grid.points * spec.input_dim * itemsize,
                  "one chunk of networks per worker (width, depth, points, chunk, workers)")
+    work.record(nets, nets * network_gaussians(
+        spec, state_columns(spec, grid.points, mode) if sampler == "gram" else None))
     starts = range(0, nets, chunk)
     tasks = ((spec, grid, seed, a, min(a + chunk, nets), mode, backend, dtype, activity,
               sampler) for a in starts)
@@ -457,6 +461,8 @@ def simulate_depths(spec, grid=None, nets=100, seed=0, *, chunk=None, backend="n
                  + workers * network_bytes(spec, grid.points, "forward", itemsize, used),
                  "gradients at every depth (nets, depth, points, input_dim)")
     out = np.empty((nets, spec.depth, grid.points, spec.input_dim), dtype=dt)
+    work.record(nets, nets * network_gaussians(
+        spec, state_columns(spec, grid.points) if used == "gram" else None, taps=True))
     starts = range(0, nets, chunk)
     tasks = ((spec, grid, seed, a, min(a + chunk, nets), backend, dt, used) for a in starts)
     with _blas_threads(used, workers):

@@ -201,3 +201,66 @@ def test_exact_against_wide_networks_on_gaussian_inputs(spec):
     assert_agrees(exact.ravel(), est, allowance=0.05 * np.abs(exact).max(),
                   name="E[grad f(x_i) . grad f(x_j)]")
     assert np.abs(exact - np.diag(np.diag(exact))).max() > 0.05 * np.abs(exact).max()
+
+
+def _kernel_60_digits(spec, x, y):
+    """``K(x, y) = E[f(x) f(y)]`` at infinite width in 60-digit arithmetic, written from
+    the definitions (each layer ``K <- sigma_w^2 E[phi(u) phi(v)] + sigma_b^2``, the resnet
+    block ``K <- alpha^2 (K + beta^2 (sigma_w^2 E[phi phi] + sigma_b^2))``), not from the
+    library's kernel program."""
+    import mpmath as mp
+
+    a, b = ((1, 0) if spec.activation == "relu" else (spec.slope_pos, spec.slope_neg))
+    a, b = mp.mpf(a), mp.mpf(b)
+
+    def e(A, B, C):  # E[phi(u) phi(v)], (u, v) with covariance [[A, C], [C, B]]
+        S = mp.sqrt(A * B)
+        rho = min(max(C / S, mp.mpf(-1)), mp.mpf(1))
+        return S * (a * b * rho + (a - b) ** 2 * (mp.sqrt(1 - rho * rho)
+                                                  + (mp.pi - mp.acos(rho)) * rho) / (2 * mp.pi))
+
+    wv, b0, bv, rv = (mp.mpf(v) for v in (spec.weight_var, spec.first_bias_var,
+                                          spec.bias_var, spec.readout_var))
+    A, B, C = wv * x * x + b0, wv * y * y + b0, wv * x * y + b0
+    if spec.arch == "feedforward":
+        for _ in range(spec.depth - 1):
+            A, B, C = wv * e(A, A, A) + bv, wv * e(B, B, B) + bv, wv * e(A, B, C) + bv
+        return rv * e(A, B, C)
+    al, be = mp.mpf(spec.alpha), mp.mpf(spec.beta)
+    for _ in range(spec.depth):
+        A, B, C = (al**2 * (K + be**2 * (wv * e(*KK) + bv))
+                   for K, KK in ((A, (A, A, A)), (B, (B, B, B)), (C, (A, B, C))))
+    return rv * C
+
+
+def _against_60_digits(spec, pairs):
+    """The covariance of df/dx at each pair (off the diagonal) against the mixed
+    derivative of the 60-digit kernel (mpmath's numerical differentiation at 60 digits:
+    independent of the library's derivative formulas and its arc-cosine)."""
+    import mpmath as mp
+
+    mp.mp.dps = 60
+    for x, y in pairs:
+        ref = mp.diff(lambda u, v: _kernel_60_digits(spec, u, v), (mp.mpf(x), mp.mpf(y)),
+                      (1, 1))
+        for backend in ("numba", "numpy"):
+            c, ls = exact_gradient_covariance(spec, np.array([[x], [y]]), log_scale=True,
+                                              backend=backend)
+            got = c[0, 1, 0, 0] * np.exp(ls)
+            assert abs(got - float(ref)) <= 1e-10 * abs(float(ref)), (spec, x, y, backend)
+
+
+@pytest.mark.parametrize("spec", [
+    NetSpec(depth=50, bias_var=0.1),
+    NetSpec(depth=20, activation="leaky", slope_neg=0.2),
+    NetSpec(arch="resnet", depth=30),
+    NetSpec(arch="resnet", depth=30, beta=0.3, bias_var=0.2),
+], ids=["ff-bias", "ab-relu", "resnet", "resnet-beta-bias"])
+def test_exact_agrees_with_60_digit_references(spec):
+    _against_60_digits(spec, [(-1.0, 1.0), (0.3, 0.35), (-0.5, 1.5)])
+
+
+@pytest.mark.slow
+def test_exact_at_depth_1000_agrees_with_60_digit_references():
+    """J4's depth: 1000 layers of rounding and arc-cosines still within 1e-10."""
+    _against_60_digits(NetSpec(depth=1000), [(-1.0, 1.0), (0.5, 0.6)])

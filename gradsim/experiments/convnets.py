@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from .. import work
 from ..compare import zscore
 from ..conv import ConvSpec, directional_derivative_by_depth, sample_conv
 from ..figures import COLORS, new_figure
@@ -93,6 +94,9 @@ def _family(params, k, kw, x0, d, t, progress, label):
     tick = progress.stage(label, params["nets"])
     out = np.empty((params["nets"], len(depths), t.size))
     rows = [v - 1 for v in depths]
+    # Gaussians: every layer's kernels (channels^2 kernel^dims), the readout not counted
+    work.record(params["nets"], params["nets"] * spec.depth * spec.channels**2
+                * spec.kernel**spec.dims)
     tasks = ((spec, params["seed"] + k, n, x0, d, t, rows) for n in range(params["nets"]))
     for n, g in enumerate(ordered_map(_one_net, tasks, run_workers())):
         out[n] = g

@@ -126,6 +126,10 @@ def write_report(out_dir, entries, quick=False, seconds=None, skipped=None, reus
         md.append("| " + " | ".join(_md_cell(d[c]) for c in _COLUMNS) + " |")
     md += ["", "Criteria: " + "; ".join(f"{r.target}: {r.criterion}" for r in rows
                                          if r.criterion) + ".", ""]
+    head, table = time_table(entries, reused)
+    md += ["## Where the time goes", "", _TIME_NOTE, "", "| " + " | ".join(head) + " |",
+           "|" + "---|" * len(head)]
+    md += ["| " + " | ".join(row) + " |" for row in table] + [""]
     for name, (res, _, figs) in entries.items():
         module = get(name)
         png = next((f for f in figs if f.endswith(".png")), None)
@@ -144,6 +148,34 @@ def write_report(out_dir, entries, quick=False, seconds=None, skipped=None, reus
     with atomic_write(html_path) as fh:
         fh.write(_html(entries, rows, setting, when, seconds, vers, summary, reused).encode())
     return md_path, html_path
+
+
+_TIME_NOTE = ("Each experiment's wall time, and its networks (simulated, cut into pieces or "
+              "trained) and Gaussians drawn (from the parameter counts), each as a share "
+              "of the run's total.")
+
+
+def time_table(entries, reused=()):
+    """``(header, rows)`` of the table of where a run's time went: per experiment its wall
+    time, networks and Gaussians (``meta['work']``), each with its share of the total;
+    cells as text, a last row of totals."""
+    head = ["experiment", "wall time", "share", "networks", "share", "Gaussians", "share"]
+    vals = []
+    for name, (res, _, _) in entries.items():
+        w = res.meta.get("work") or {}
+        vals.append((name + (" (earlier run)" if name in reused else ""),
+                     float(res.meta.get("seconds", 0.0)), int(w.get("networks", 0)),
+                     float(w.get("gaussians", 0.0))))
+    tot = [sum(v[k] for v in vals) for k in (1, 2, 3)]
+
+    def share(x, total):
+        return f"{100 * x / total:.0f}%" if total > 0 else "-"
+
+    rows = [[n, f"{t:.1f} s", share(t, tot[0]), f"{k:,}", share(k, tot[1]),
+             f"{g / 1e6:,.1f} M", share(g, tot[2])] for n, t, k, g in vals]
+    rows.append(["total", f"{tot[0]:.1f} s", "100%", f"{tot[1]:,}", "100%",
+                 f"{tot[2] / 1e6:,.1f} M", "100%"])
+    return head, rows
 
 
 def _reused_line(reused):
@@ -172,6 +204,11 @@ def _html(entries, rows, setting, when, seconds, vers, summary, reused=()):
         d = r.to_dict()
         out.append(f"<tr class='{r.verdict}' title='{e(r.criterion)}'>"
                    + "".join(f"<td>{e(str(d[c]))}</td>" for c in _COLUMNS) + "</tr>")
+    out.append("</table>")
+    head, table = time_table(entries, reused)
+    out += ["<h2>Where the time goes</h2>", f"<p>{e(_TIME_NOTE)}</p>", "<table><tr>"
+            + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"]
+    out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in table]
     out.append("</table>")
     for name, (res, _, figs) in entries.items():
         out.append(f"<h2>{e(name)}: {e(get(name).TITLE)}</h2>")

@@ -47,7 +47,7 @@ import stat
 import sys
 import time
 
-from .. import experiments
+from .. import experiments, work
 from ..figures import save_figure
 from ..parallel import check_workers
 from ..util import check_writable_dir, locked, remove_temporaries
@@ -114,7 +114,9 @@ def _stamp(res, quick, seconds):
 
 def _run(module, params, quick, progress):
     t0 = time.perf_counter()
-    res = module.run(params, progress)
+    with work.counting() as tally:
+        res = module.run(params, progress)
+    res.meta["work"] = dict(tally)
     return _stamp(res, quick, time.perf_counter() - t0)
 
 

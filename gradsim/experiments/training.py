@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from .. import work
 from ..figures import COLORS, new_figure
 from ..parallel import ordered_map
 from ..train import FAMILIES, Diverged, ModelSpec, TrainConfig, train
@@ -83,6 +84,7 @@ def run(params, progress=NULL_PROGRESS):
     # the run's worker setting caps the parameter (each run trains alone, so neither
     # changes a number)
     workers = min(params["workers"], run_workers(default=params["workers"]))
+    work.record(len(tasks))  # networks trained (their training steps are not counted)
     rows = []
     for i, row in enumerate(ordered_map(_train_one, tasks, workers)):
         rows.append(row)

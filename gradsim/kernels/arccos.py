@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-__all__ = ["ab_map", "ab_map_array", "PairLayout", "pair_layout", "STEP", "SAVE", "MIX", "SCALE",
-           "OPS"]
+__all__ = ["ab_map", "ab_map_theta", "acos", "ab_map_array", "PairLayout", "pair_layout",
+           "STEP", "SAVE", "MIX", "SCALE", "OPS"]
 
 
 def ab_map(rho, a, b):
@@ -51,15 +51,57 @@ def ab_map(rho, a, b):
     Cho and Saul, "Kernel methods for deep learning", NeurIPS 2009.
     """
     rho = min(max(rho, -1.0), 1.0)
+    return ab_map_theta(rho, acos(rho), a, b)
+
+
+def ab_map_theta(rho, theta, a, b):
+    """:func:`ab_map` at ``rho`` in ``[-1, 1]`` given ``theta = arccos rho``
+    (:func:`acos`): the numba kernel computes the angles of many pairs in one
+    vectorised loop first."""
     m = (a - b) ** 2
     root = math.sqrt(max(1.0 - rho * rho, 0.0))
-    t = math.pi - math.acos(rho)
+    t = math.pi - theta
     g = a * b * rho + m * (root + t * rho) / (2 * math.pi)
     g1 = a * b + m * t / (2 * math.pi)
     g2 = m / (2 * math.pi * root) if root > 0 else 0.0
     if rho == 1.0:
         g = (a * a + b * b) / 2
     return g, g1, g2
+
+
+# the arc-cosine of fdlibm (e_acos.c, Sun Microsystems 1993, freely distributable):
+# acos(x) = pi/2 - asin(x) for |x| < 1/2 and 2 asin(sqrt((1 - |x|) / 2)) beyond, with one
+# rational approximation of asin(sqrt(z)) / sqrt(z) - 1 on z in [0, 1/4]
+_PIO2_HI, _PIO2_LO, _PI = 1.57079632679489655800e+00, 6.12323399573676603587e-17, math.pi
+_PS = (1.66666666666666657415e-01, -3.25565818622400915405e-01, 2.01212532134862925881e-01,
+       -4.00555345006794114027e-02, 7.91534994289814532176e-04, 3.47933107596021167570e-05)
+_QS = (-2.40339491173441421878e+00, 2.02094576023350569471e+00, -6.88283971605453293030e-01,
+       7.70381505559019352791e-02)
+
+
+def acos(x):
+    """``arccos x`` for ``x`` in ``[-1, 1]``, within one unit in the last place, with no
+    branch: every case is computed and one selected, so that a loop of it vectorises.
+
+    fdlibm's algorithm (``e_acos.c``): ``acos x = pi/2 - asin x`` for ``|x| < 1/2``,
+    ``2 asin(s)`` and ``pi - 2 asin(s)`` with ``s = sqrt((1 - |x|) / 2)`` beyond, and
+    ``asin(y) = y + y z R(z)``, ``z = y^2``, ``R`` a rational function of degree (5, 4).
+    ``acos(1) = 0`` and ``acos(-1) = pi`` exactly.  Tested against ``math.acos`` and
+    40-digit references over ``[-1, 1]`` (at most 1 ulp apart).
+    """
+    p0, p1, p2, p3, p4, p5 = _PS
+    q1, q2, q3, q4 = _QS
+    ax = abs(x)
+    small = ax < 0.5
+    z = x * x if small else (1.0 - ax) * 0.5
+    r = (z * (p0 + z * (p1 + z * (p2 + z * (p3 + z * (p4 + z * p5))))))
+    r = r / (1.0 + z * (q1 + z * (q2 + z * (q3 + z * q4))))
+    s = math.sqrt(z)
+    near = _PIO2_HI - (x - (_PIO2_LO - x * r))
+    pos = 2.0 * (s + s * r)
+    neg = _PI - 2.0 * (s + (r * s - _PIO2_LO))
+    far = pos if x > 0.0 else neg
+    return near if small else far
 
 
 #: :func:`ab_map` elementwise over arrays (``rho`` broadcast with ``a`` and ``b``): the

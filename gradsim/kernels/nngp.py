@@ -18,7 +18,8 @@ import numpy as np
 
 from . import JIT, PJIT
 from .arccos import MIX, SAVE, SCALE, STEP
-from .arccos import ab_map as _ab_map
+from .arccos import ab_map_theta as _ab_map_theta
+from .arccos import acos as _acos
 from .arccos import pair_layout as _pair_layout
 
 __all__ = ["run_program"]
@@ -26,20 +27,31 @@ __all__ = ["run_program"]
 #: Pairs per block: a block's states stay in cache across the whole program.
 BLOCK = 64
 
-ab_map = numba.jit(**JIT)(_ab_map)
+ab_map_theta = numba.jit(**JIT)(_ab_map_theta)
 pair_layout = numba.jit(**JIT)(_pair_layout)
+acos = numba.jit(inline="always", **JIT)(_acos)
 
 
 @numba.jit(**JIT)
-def _step(st, d, s, bv, a, b, new):
-    """``STEP``: activation then a weight of scale ``s`` and bias variance ``bv``."""
+def _step(st, d, s, bv, a, b, new, work):
+    """``STEP``: activation then a weight of scale ``s`` and bias variance ``bv``.
+
+    Three passes over the block's pairs: the correlations, their arc-cosines (a loop of
+    one branch-free function, which the compiler vectorises), then the maps; ``work``
+    ``(3, pairs)`` holds ``S``, ``rho`` and ``theta`` between them."""
     lay = pair_layout(d)
     gd = (a * a + b * b) / 2
-    for p in range(st.shape[1]):
-        A, B, C = st[lay.A, p], st[lay.B, p], st[lay.C, p]
-        S = math.sqrt(A * B)
-        rho = min(max(C / S, -1.0), 1.0)
-        g, g1, g2 = ab_map(rho, a, b)
+    k = st.shape[1]
+    for p in range(k):
+        S = math.sqrt(st[lay.A, p] * st[lay.B, p])
+        work[0, p] = S
+        work[1, p] = min(max(st[lay.C, p] / S, -1.0), 1.0)
+    for p in range(k):
+        work[2, p] = acos(work[1, p])
+    for p in range(k):
+        A, B = st[lay.A, p], st[lay.B, p]
+        S, rho = work[0, p], work[1, p]
+        g, g1, g2 = ab_map_theta(rho, work[2, p], a, b)
         new[lay.A, p] = s * gd * A + bv
         new[lay.B, p] = s * gd * B + bv
         new[lay.C, p] = s * g * S + bv
@@ -76,11 +88,12 @@ def run_program(st, d, codes, x1, x2, a, b, out):  # noqa: D103 - see nngp_numpy
         cur = np.empty((n, hi - lo))
         nxt = np.empty((n, hi - lo))
         skip = np.empty((n, hi - lo))
+        work = np.empty((3, hi - lo))
         cur[:, :] = st[:, lo:hi]
         for o in range(codes.shape[0]):
             code = codes[o]
             if code == STEP:
-                _step(cur, d, x1[o], x2[o], a, b, nxt)
+                _step(cur, d, x1[o], x2[o], a, b, nxt, work)
                 cur, nxt = nxt, cur
             elif code == SAVE:
                 skip[:, :] = cur
