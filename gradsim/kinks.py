@@ -31,7 +31,10 @@ on a grid instead.
 The work per layer is one matrix product over the knots (``N^2 K``, BLAS) and the
 refinement and activation over them (``N K``, the kernels of :mod:`gradsim.kernels.pwl`
 beside their NumPy twins); the knot count grows by the crossings of each layer, and
-:data:`MAX_KNOTS` bounds it.
+:data:`MAX_KNOTS` bounds it.  The segment is carried as pieces of at most
+:data:`PIECE_KNOTS` knots, cut in two as they grow (each piece's units are linear
+functions of ``t`` on its own knots, so pieces are independent), and batch norm takes
+its statistics from one forward pass on the grid batch, not from the pieces.
 """
 
 from __future__ import annotations
@@ -40,18 +43,25 @@ import dataclasses
 
 import numpy as np
 
-from .families.layers import Activation, BatchNorm, Dense, Residual
+from .families.layers import Activation, BatchNorm, Context, Dense, Residual, run_forward
 from .kernels import backend as get_backend
 from .nets import Network, preactivations
 from .util import check_int, check_memory, check_real
 
-__all__ = ["Kinks", "breakpoints", "grid_adequacy", "grid_crossings", "grid_report",
+__all__ = ["Kinks", "breakpoints", "grid_adequacy", "grid_crossings", "grid_report", "PIECE_KNOTS",
            "line_points", "SLOPE_TOL", "MAX_KNOTS"]
 
 #: A knot is a breakpoint of f where ``|jump of df/dt| > SLOPE_TOL * max |df/dt|``.
 SLOPE_TOL = 1e-9
 #: Most knots a segment may carry (values and slopes of every unit at each knot).
 MAX_KNOTS = 2_000_000
+#: A piece of the segment with more knots than this after a layer is cut in two at its
+#: middle knot, and each half is carried on alone: a piece's arrays then stay at a few
+#: MB (width 256: 4 MB), where freed memory is reused, instead of hundreds of MB, each a
+#: new mapping whose page faults cost as much as the arithmetic; and memory is bounded.
+#: A feedforward net with batch norm at width 256 and depth 20 (2 x 10^5 knots) took
+#: 16.1 s in one piece and 8.9 s in pieces of 2048 here (1024 to 8192: 8.9 to 9.8 s).
+PIECE_KNOTS = 2048
 
 
 @dataclasses.dataclass
@@ -182,12 +192,25 @@ def _check_net(net):
 
 
 class _Pass:
-    """One piecewise-linear pass, collecting the crossings of every activation site."""
+    """One piecewise-linear pass, collecting the crossings of every activation site.
 
-    def __init__(self, max_knots, kern):
+    The segment is carried as pieces (:func:`breakpoints`): ``site`` and ``bn`` are the
+    activation site and the batch-norm application the next layer of the current piece
+    starts at; crossings are kept per site, a list of arrays (one per piece, in ``t``
+    order); ``knots`` is the knot count of the whole segment (pieces share their ends).
+    """
+
+    def __init__(self, max_knots, kern, bn_stats, knots, a, b):
         self.max_knots = max_knots
         self.kern = kern
-        self.crossings, self.crossing_units, self.units = [], [], []
+        self.bn_stats = bn_stats
+        self.knots = knots
+        self.a, self.b = a, b
+        self.site = self.bn = 0
+        self.crossings, self.crossing_units, self.units = {}, {}, {}
+        # (site, t) -> slopes of the last piece left of the cut at t, for the piece right
+        # of it (the left one is carried first)
+        self.edges = {}
 
     def run(self, layers, st):
         for i, layer in enumerate(layers):
@@ -196,18 +219,15 @@ class _Pass:
 
     def layer(self, layer, st, fresh=False):
         """``layer`` applied to ``st``; ``fresh``: ``st``'s arrays are the previous
-        layer's own output, held nowhere else, so they may be overwritten (arrays of
-        ``N x K`` at ``10^5`` knots are hundreds of MB, and a new one costs its page
-        faults, about as much as the arithmetic)."""
+        layer's own output, held nowhere else, so they may be overwritten."""
         if isinstance(layer, Dense):
             v, s = layer.w @ st.v, layer.w @ st.s
             if layer.b is not None:
                 v += layer.b[:, None]
             return _State(st.t, v, s, st.grid)
         if isinstance(layer, BatchNorm):
-            vg = st.v[:, st.grid]
-            mean = vg.mean(axis=1)
-            inv = 1.0 / np.sqrt(((vg - mean[:, None]) ** 2).mean(axis=1) + layer.eps)
+            mean, inv = self.bn_stats[self.bn]
+            self.bn += 1
             if not fresh:
                 return _State(st.t, (st.v - mean[:, None]) * inv[:, None],
                               st.s * inv[:, None], st.grid)
@@ -236,16 +256,27 @@ class _Pass:
         at = (v[zu, zk - 1] * v[zu, zk + 1]) < 0
         unit = np.concatenate([unit, zu[at]])
         tc = np.concatenate([tc, t[zk[at]]])
+        site = self.site
+        self.site += 1
+        if t[-1] != self.b:  # a cut: the piece to the right decides its knot
+            self.edges[(site, t[-1])] = s[:, -1].copy()
+        if t[0] != self.a:  # the cut on the left: 0 there with the same slope sign on
+            # both sides (a sign change across the knot, as for an interior knot)
+            left_slope = self.edges.pop((site, t[0]))
+            zu = np.nonzero((v[:, 0] == 0) & (left_slope * s[:, 0] > 0))[0]
+            unit = np.concatenate([unit, zu])
+            tc = np.concatenate([tc, np.full(len(zu), t[0])])
         order = np.argsort(tc, kind="stable")
-        self.crossings.append(tc[order])
-        self.crossing_units.append(unit[order])
-        self.units.append(v.shape[0])
+        self.crossings.setdefault(site, []).append(tc[order])
+        self.crossing_units.setdefault(site, []).append(unit[order])
+        self.units[site] = v.shape[0]
         t_new = np.union1d(t, tc)
-        if len(t_new) > self.max_knots:
-            raise ValueError(f"breakpoints: {len(t_new)} knots exceed max_knots = "
+        self.knots += len(t_new) - len(t)
+        if self.knots > self.max_knots:
+            raise ValueError(f"breakpoints: {self.knots} knots exceed max_knots = "
                              f"{self.max_knots}; shorten the segment or raise max_knots")
         check_memory(4 * v.shape[0] * len(t_new) * v.itemsize,
-                     f"breakpoints with {len(t_new)} knots")
+                     f"breakpoints with {len(t_new)} knots in a piece")
         refined = st.refine(t_new, self.kern)
         if refined is st and not fresh:  # no new knot: st is the caller's
             refined = _State(st.t, st.v.copy(), st.s.copy(), st.grid)
@@ -260,6 +291,34 @@ class _Pass:
             v, s = st.v, st.s
             self.kern.pl_act(st.v, st.s, float(layer.slope_pos), float(layer.slope_neg), v, s)
         return _State(st.t, v, s, st.grid)
+
+
+def _count(layer, kind):
+    """How many ``kind`` layers ``layer`` applies (inside a residual branch too)."""
+    inner = layer.branch if isinstance(layer, Residual) else [layer]
+    return sum(isinstance(x, kind) for x in inner)
+
+
+def _split(st):
+    """``st`` cut at its middle knot into two states (sharing that knot), each with its
+    own contiguous arrays."""
+    mid = (len(st.t) - 1) // 2
+    return [_State(np.ascontiguousarray(st.t[sl]), np.ascontiguousarray(st.v[:, sl]),
+                   np.ascontiguousarray(st.s[:, ps]), np.ascontiguousarray(st.grid[sl]))
+            for sl, ps in ((slice(0, mid + 1), slice(0, mid)),
+                           (slice(mid, None), slice(mid, None)))]
+
+
+def _joined(parts):
+    """Pieces ``[(t, *rows)]`` in ``t`` order as one: knots with the shared ends once, and
+    each row (values at the knots, or slopes on the pieces) concatenated alike."""
+    t = np.concatenate([parts[0][0]] + [p[0][1:] for p in parts[1:]])
+    out = [t]
+    for k in range(1, len(parts[0])):
+        on_knots = len(parts[0][k]) == len(parts[0][0])
+        out.append(np.concatenate([parts[0][k]] + [p[k][1:] if on_knots else p[k]
+                                                   for p in parts[1:]]))
+    return out
 
 
 def _fresh(layers, i):
@@ -317,28 +376,60 @@ def breakpoints(net, a, b, grid=None, x0=None, direction=None, max_knots=MAX_KNO
         if len(g) != len(np.unique(g)):
             raise ValueError("grid points must be distinct for batch-norm statistics")
     dt = net.dtype
+    kern = get_backend(backend)
+    stats = _bn_statistics(net, x0, u, np.unique(g), kern) if spec.batchnorm else []
     v0 = (x0[:, None] + u[:, None] * t[None, :]).astype(dt)
     s0 = np.repeat(u[:, None], len(t) - 1, axis=1).astype(dt)
-    st = _State(t, v0, s0, grid_mask)
-    run = _Pass(max_knots, get_backend(backend))
+    run = _Pass(max_knots, kern, stats, len(t), a, b)
     readouts = (net.taps or []) + [net.readout]
-    tap_bp, tap_jump, tap_rms = ([], [], []) if net.taps is not None else (None, None, None)
-    depth = 0
-    for i, layer in enumerate(net.layers):
-        st = run.layer(layer, st, _fresh(net.layers, i))
-        if tap_bp is not None and depth < len(net.bounds) and i == net.bounds[depth]:
-            sl = readouts[depth] @ st.s
-            where, jump, _ = _kinks_of(sl, st.t, SLOPE_TOL)
-            tap_bp.append(where)
-            tap_jump.append(jump)
-            tap_rms.append(np.sqrt(float((sl * sl) @ np.diff(st.t)) / (b - a)))
-            depth += 1
-    f = net.readout @ st.v
-    slopes = net.readout @ st.s
-    bp, jumps, pieces = _kinks_of(slopes, st.t, SLOPE_TOL)
-    return Kinks(a, b, st.t, f, slopes, bp, jumps, pieces, run.crossings,
-                 run.crossing_units, np.array(run.units), tap_bp, tap_jump,
+    taps = net.taps is not None
+    layers, bounds = net.layers, set(net.bounds)
+    tap_at = {b_: k for k, b_ in enumerate(net.bounds)}
+    sites = np.cumsum([0] + [_count(x, Activation) for x in layers])
+    bns = np.cumsum([0] + [_count(x, BatchNorm) for x in layers])
+    tap_parts = [[] for _ in readouts] if taps else None
+    final = []
+    # the segment as pieces: a piece with more than PIECE_KNOTS knots after a layer is
+    # cut in two and each half carried on alone, the left one first (so every list
+    # below fills in t order)
+    todo = [(0, _State(t, v0, s0, grid_mask))]
+    while todo:
+        i, st = todo.pop()
+        run.site, run.bn = int(sites[i]), int(bns[i])
+        while i < len(layers):
+            st = run.layer(layers[i], st, _fresh(layers, i) and i > 0)
+            if taps and i in bounds:
+                tap_parts[tap_at[i]].append((st.t, readouts[tap_at[i]] @ st.s))
+            i += 1
+            if i < len(layers) and len(st.t) - 1 > PIECE_KNOTS:
+                left, right = _split(st)
+                todo.append((i, right))
+                st = left
+        final.append((st.t, net.readout @ st.v, net.readout @ st.s))
+    tap_bp, tap_jump, tap_rms = ([], [], []) if taps else (None, None, None)
+    for parts in tap_parts or []:
+        kt, sl = _joined(parts)
+        where, jump, _ = _kinks_of(sl, kt, SLOPE_TOL)
+        tap_bp.append(where)
+        tap_jump.append(jump)
+        tap_rms.append(np.sqrt(float((sl * sl) @ np.diff(kt)) / (b - a)))
+    knots, f, slopes = _joined(final)
+    bp, jumps, pieces = _kinks_of(slopes, knots, SLOPE_TOL)
+    n_sites = int(sites[-1])
+    crossings = [np.concatenate(run.crossings[k]) for k in range(n_sites)]
+    units_of = [np.concatenate(run.crossing_units[k]) for k in range(n_sites)]
+    return Kinks(a, b, knots, f, slopes, bp, jumps, pieces, crossings, units_of,
+                 np.array([run.units[k] for k in range(n_sites)]), tap_bp, tap_jump,
                  None if tap_rms is None else np.array(tap_rms))
+
+
+def _bn_statistics(net, x0, u, g, kern):
+    """The (mean, 1 / sqrt(var + eps)) of every batch-norm application, in network order,
+    over the grid batch ``x0 + g u`` (the statistics ``bn_grad='frozen'`` holds fixed)."""
+    x = (x0[None, :] + g[:, None] * u[None, :]).astype(net.dtype)
+    ctx = Context(len(g), kern, bn_record=[])
+    run_forward(net.layers, np.ascontiguousarray(x.T), ctx)
+    return ctx.bn_record
 
 
 def grid_adequacy(kinks, grid):

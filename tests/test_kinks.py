@@ -175,3 +175,37 @@ def test_numba_kernels_and_numpy_twins_agree(spec):
     np.testing.assert_array_equal(a.breakpoints, b.breakpoints)
     for x, y in zip(a.crossings, b.crossings):
         np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("spec", [
+    NetSpec(depth=6, width=12, batchnorm=True),
+    NetSpec(arch="resnet", depth=4, width=10, batchnorm=True, branch_depth=2),
+    NetSpec(arch="post-resnet", depth=3, width=8, activation="leaky", slope_neg=0.2),
+    NetSpec(depth=5, width=8, activation="crelu", init="looks-linear"),
+    NetSpec(depth=5, width=8, activation="crelu"),
+], ids=["ff-bn", "resnet2-bn", "post-resnet-leaky", "looks-linear", "crelu"])
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_pieces_do_not_change_the_result(spec, backend):
+    """The segment carried in pieces of a few knots gives what one piece gives: the same
+    crossings per site, knots, breakpoints, f, slopes and tap statistics (to rounding)."""
+    from unittest import mock
+
+    from gradsim import kinks
+
+    net = sample_network(spec, network_rng(4, 1), taps=True)
+    grid = np.linspace(-2, 2, 17)
+    whole = breakpoints(net, -2.0, 2.0, grid=grid, backend=backend)
+    with mock.patch.object(kinks, "PIECE_KNOTS", 4):
+        cut = breakpoints(net, -2.0, 2.0, grid=grid, backend=backend)
+    assert len(whole.knots) > 8  # so it was cut, many times
+    assert [len(c) for c in cut.crossings] == [len(c) for c in whole.crossings]
+    assert np.array_equal(cut.units, whole.units)
+    for c, w in zip(cut.crossings, whole.crossings):
+        np.testing.assert_allclose(c, w, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(cut.knots, whole.knots, rtol=0, atol=1e-12)
+    scale = np.abs(whole.slopes).max()
+    np.testing.assert_allclose(cut.slopes, whole.slopes, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(cut.f, whole.f, rtol=0, atol=1e-12 * np.abs(whole.f).max())
+    assert len(cut.breakpoints) == len(whole.breakpoints)
+    np.testing.assert_allclose(cut.tap_slope_rms, whole.tap_slope_rms, rtol=1e-12)
+    assert [len(b) for b in cut.tap_breakpoints] == [len(b) for b in whole.tap_breakpoints]
