@@ -336,7 +336,7 @@ def test_default_workers_are_all_cores_but_never_more_than_the_chunks():
 
     cores = available_cores()
     assert workers_for(Namespace(workers=None, nets=1000, chunk=None)) == cores
-    assert workers_for(Namespace(workers=None, nets=3, chunk=None)) == 1  # one chunk
+    assert workers_for(Namespace(workers=None, nets=1, chunk=None)) == 1  # one net
     assert workers_for(Namespace(workers=None, nets=10, chunk=5)) == min(cores, 2)
     assert workers_for(Namespace(workers=8, nets=10, chunk=1)) == 8
     for bad in (0, 257):  # refused whatever the cap

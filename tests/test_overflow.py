@@ -298,7 +298,9 @@ def test_exact_theory_refuses_overflow_or_gives_the_log_scale():
         assert np.isfinite(v).all() and ls == pytest.approx(5000 * math.log(2), rel=1e-12)
     c, _ = exact_gradient_covariance(RESNET, x, log_scale=True)
     corr = c[0, 1, 0, 0] / math.sqrt(c[0, 0, 0, 0] * c[1, 1, 0, 0])
-    assert predict(RESNET, "exact", X, Y, log_scale=True)["correlation"] == corr
+    # the one-pair answer runs on the NumPy twin: the same to rounding
+    assert predict(RESNET, "exact", X, Y, log_scale=True)["correlation"] == pytest.approx(
+        corr, rel=1e-12)
 
 
 @pytest.mark.parametrize("model", ["paper", "independence", "exact"])
