@@ -239,9 +239,14 @@ def record(out):
 _TIMES = ("seconds", "checksum")
 
 
+def _is_time(key):
+    """A wall time or checksum: named by, starting or ending with, a :data:`_TIMES` word."""
+    return key.startswith(_TIMES) or key.endswith(_TIMES)
+
+
 def _drop_times(data):
     if isinstance(data, dict):
-        return {k: _drop_times(v) for k, v in data.items() if k not in _TIMES}
+        return {k: _drop_times(v) for k, v in data.items() if not _is_time(k)}
     if isinstance(data, list):
         return [_drop_times(v) for v in data]
     return data
@@ -279,7 +284,7 @@ def _json_paths(a, b, path=""):
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in sorted(set(a) | set(b)):
-            if k not in _TIMES:
+            if not _is_time(k):
                 out += _json_paths(a.get(k), b.get(k), f"{path}/{k}")
         return out
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
@@ -294,7 +299,7 @@ def _compare_file(pa, pb):
                 return [f"array names differ: {sorted(set(da.files) ^ set(db.files))}"]
             out = []
             for k in da.files:
-                if not k.endswith(_TIMES) and not _same_array(da[k], db[k]):
+                if not _is_time(k) and not _same_array(da[k], db[k]):
                     rel = _rel(da[k], db[k])
                     out.append(k if rel is None else f"{k} (max rel {rel:.1e})")
             return out

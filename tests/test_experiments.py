@@ -51,8 +51,10 @@ TINY = {
                   teach_depths=[1, 3], teach_width=4, grid_points=16),
     "paper_model": dict(width=4, depth=3, nets=20, bn_depths=[1, 3]),
     "convnets": dict(channels=1, points=8, nets=2, depths=[1, 2]),
-    "training": dict(families="relu,crelu-ll", depths=[1, 3], width=4, epochs=1,
-                     track_points=8, track_lines=1, workers=1),
+    "training": dict(families="relu,crelu-ll", depths=[1, 3], width=4, max_epochs=2,
+                     plateau_window=1, lrs=[0.01], seeds=2, grad_depths=[1, 2],
+                     grad_widths=[4], grad_seeds=2, track_points=8, track_lines=1,
+                     workers=1),
 }
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..util import check_int, check_real
 
-__all__ = ["Digits", "load_digits", "digit_images", "split_digits"]
+__all__ = ["Digits", "load_digits", "digit_images", "split_digits", "carve_validation"]
 
 _HINT = ("the digits data set needs scikit-learn, an optional extra: "
          "pip install -e \".[digits]\" (or pip install scikit-learn)")
@@ -127,3 +127,38 @@ def load_digits(test_fraction=0.2, split_seed=0):
     """
     images, labels = _sklearn_digits()
     return split_digits(images, labels, test_fraction, split_seed)
+
+
+def carve_validation(data, fraction=0.2, seed=0):
+    """A stratified validation split carved from the training set; the test set untouched.
+
+    Parameters
+    ----------
+    data : Digits
+    fraction : float
+        In ``(0, 0.9]``; each class gives ``round(fraction * count)`` of its training
+        examples to validation.
+    seed : int
+        The split is drawn from ``numpy.random.SeedSequence(seed, spawn_key=(2,))``.
+
+    Returns
+    -------
+    Digits
+        Training part as ``x_train, y_train`` and the validation part as ``x_test,
+        y_test`` (what :func:`gradsim.train.train` evaluates each epoch), with ``data``'s
+        standardisation (from the whole training set: the validation images' pixels are
+        in it, their labels are not).
+    """
+    fraction = check_real("fraction", fraction, 0.0, 0.9, lo_open=True)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))
+    y = np.asarray(data.y_train)
+    val = np.zeros(len(y), dtype=bool)
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        val[rng.permutation(idx)[:int(round(fraction * len(idx)))]] = True
+    if val.all() or not val.any():
+        raise ValueError(f"fraction {fraction} leaves an empty training or validation part")
+    tr, va = np.flatnonzero(~val), np.flatnonzero(val)
+    return Digits(data.x_train[tr], y[tr], data.x_train[va], y[va], data.mean, data.std,
+                  data.split_seed, data.test_fraction)

@@ -29,7 +29,7 @@ from .model import ModelSpec, init_model, softmax_cross_entropy
 from .optim import OPTIMIZERS, make_optimizer
 
 __all__ = ["TrainConfig", "History", "Diverged", "train", "evaluate", "track_lag1",
-           "load_checkpoint"]
+           "load_checkpoint", "plateaued"]
 
 
 class Diverged(FloatingPointError):
@@ -58,6 +58,13 @@ class TrainConfig:
         Points on each tracking line (``>= 3``).
     track_lines : int
         Pairs of test images tracked (``>= 1``).
+    plateau_window : int
+        ``0``: train exactly ``epochs`` epochs.  Otherwise ``epochs`` is a cap and training
+        stops once :func:`plateaued` holds for the epoch-mean training loss.
+    plateau_tol : float
+        Relative drop, between two windows, below which the loss counts as flat.
+    loss_floor : float
+        A training loss at or below which the data count as fit (also a plateau).
     """
 
     model: ModelSpec = ModelSpec()
@@ -69,6 +76,9 @@ class TrainConfig:
     seed: int = 0
     track_points: int = 256
     track_lines: int = 8
+    plateau_window: int = 0
+    plateau_tol: float = 0.01
+    loss_floor: float = 1e-3
 
     def __post_init__(self):
         if not isinstance(self.model, ModelSpec):
@@ -84,6 +94,9 @@ class TrainConfig:
         set_(self, "seed", check_int("seed", self.seed, 0, 2**63 - 1))
         set_(self, "track_points", check_int("track_points", self.track_points, 3, 10**5))
         set_(self, "track_lines", check_int("track_lines", self.track_lines, 1, 10**4))
+        set_(self, "plateau_window", check_int("plateau_window", self.plateau_window, 0, 10**4))
+        set_(self, "plateau_tol", check_real("plateau_tol", self.plateau_tol, 0.0, 1.0))
+        set_(self, "loss_floor", check_real("loss_floor", self.loss_floor, 0.0, 10.0))
 
     def to_dict(self):
         """Plain dict (JSON-ready)."""
@@ -150,15 +163,69 @@ class History:
         return {f"history.{f.name}": getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
-def evaluate(model, x, y, batch=512):
-    """Evaluation-mode mean cross-entropy and accuracy on ``(x, y)``."""
+def evaluate(model, x, y, batch=512, batch_statistics=False):
+    """Mean cross-entropy and accuracy on ``(x, y)``.
+
+    Parameters
+    ----------
+    model : Model
+    x : ndarray, shape (n, input_dim)
+    y : ndarray of int, shape (n,)
+    batch : int
+        Inputs per forward pass.
+    batch_statistics : bool
+        False (evaluation mode): batch norm uses its running averages.  True: each
+        ``batch`` of inputs is normalised with its own statistics, as in training; the
+        running averages are left as they were.
+
+    Returns
+    -------
+    loss, accuracy : float
+    """
     losses, correct = 0.0, 0
-    for a in range(0, len(x), batch):
-        z = model.logits(x[a:a + batch]).T
-        loss, _ = softmax_cross_entropy(z, y[a:a + batch])
-        losses += loss * z.shape[1]
-        correct += int((z.argmax(axis=0) == y[a:a + batch]).sum())
+    saved = {k: v.copy() for k, v in model.buffers.items()} if batch_statistics else None
+    try:
+        for a in range(0, len(x), batch):
+            z = model.logits(x[a:a + batch], train=batch_statistics).T
+            loss, _ = softmax_cross_entropy(z, y[a:a + batch])
+            losses += loss * z.shape[1]
+            correct += int((z.argmax(axis=0) == y[a:a + batch]).sum())
+    finally:
+        if saved is not None:
+            for k, v in saved.items():
+                model.buffers[k][...] = v
     return losses / len(x), correct / len(x)
+
+
+def plateaued(train_loss, window, tol, floor=0.0):
+    """Whether a training loss has flattened (the plateau rule).
+
+    With ``a`` and ``b`` the means of the epoch losses over the two last windows of
+    ``window`` epochs (``b`` the later), the loss is flat when ``a - b <= tol * a`` (it
+    fell by at most a fraction ``tol``, or rose), or when the last epoch's loss is at
+    most ``floor`` (the training set is fit).
+
+    Parameters
+    ----------
+    train_loss : array_like
+        Epoch-mean training losses, in order.
+    window : int
+        ``>= 1``; fewer than ``2 * window`` epochs are never flat (unless at the floor).
+    tol, floor : float
+
+    Returns
+    -------
+    bool
+    """
+    loss = np.asarray(train_loss, dtype=float)
+    if window < 1 or len(loss) == 0:
+        return False
+    if loss[-1] <= floor:
+        return True
+    if len(loss) < 2 * window:
+        return False
+    a, b = loss[-2 * window:-window].mean(), loss[-window:].mean()
+    return bool(a - b <= tol * a)
 
 
 def _track_lines(data, cfg):
@@ -283,6 +350,9 @@ def train(cfg, data, checkpoint=None, progress=None, backend="numba"):
                 lag1=track_lag1(model, lines, cfg.track_points))
     steps = -(-len(x) // cfg.batch)
     for epoch in range(hist.epochs, cfg.epochs):
+        if cfg.plateau_window and plateaued(hist.train_loss, cfg.plateau_window,
+                                            cfg.plateau_tol, cfg.loss_floor):
+            break
         t0 = time.perf_counter()
         order = np.random.default_rng(
             np.random.SeedSequence(cfg.seed, spawn_key=(1, epoch))).permutation(len(x))

@@ -212,25 +212,29 @@ class Model:
         z, _ = _run(self, self.layers, np.ascontiguousarray(np.asarray(x, float).T), train)
         return z.T
 
-    def loss_and_grads(self, x, y):
+    def loss_and_grads(self, x, y, input_gradient=False):
         """Mean softmax cross-entropy on a batch (training mode) and its gradients.
 
         Parameters
         ----------
         x : ndarray, shape (B, input_dim)
         y : ndarray of int, shape (B,)
+        input_gradient : bool
+            Also return ``dL/dx``, shape ``(B, input_dim)`` (batch statistics moving
+            with the inputs, as in training).
 
         Returns
         -------
         loss : float
         grads : dict of str -> ndarray
             Same keys and shapes as :attr:`params`.
+        gx : ndarray, only if ``input_gradient``
         """
         z, caches = _run(self, self.layers, np.ascontiguousarray(x.T), True)
         loss, gz = softmax_cross_entropy(z, y)
         grads = {}
-        _back(self, self.layers, gz, caches, grads)
-        return loss, grads
+        gx = _back(self, self.layers, gz, caches, grads)
+        return (loss, grads, gx.T) if input_gradient else (loss, grads)
 
     def input_gradient(self, x, cls):
         """``d logit_cls / dx`` at every input, evaluation mode (BN running statistics).
