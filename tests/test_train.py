@@ -26,6 +26,11 @@ from gradsim.train.data import split_digits
 from gradsim.train.model import softmax_cross_entropy
 
 
+def _dim(family):
+    """Input size of the gradient checks: 2 x 2 images for a convnet, 5 features else."""
+    return 4 if family.startswith("conv-") else 5
+
+
 def _blobs(n=120, dim=6, classes=3, seed=0):
     """Gaussian blobs: a small separable problem with the digits' interface."""
     rng = np.random.default_rng(seed)
@@ -35,15 +40,17 @@ def _blobs(n=120, dim=6, classes=3, seed=0):
     return split_digits(x, y, test_fraction=0.25, split_seed=seed)
 
 
-@given(st.sampled_from(FAMILIES), st.integers(1, 3), st.integers(1, 4),
-       st.integers(0, 2**32), st.sampled_from(["numba", "numpy"]))
+@pytest.mark.parametrize("family", FAMILIES)  # every family, dense and conv
+@given(depth=st.integers(1, 3), width=st.integers(1, 4), seed=st.integers(0, 2**32),
+       backend=st.sampled_from(["numba", "numpy"]))
 def test_parameter_gradients_match_central_differences(family, depth, width, seed, backend):
-    spec = ModelSpec(family, depth=depth, width=width, input_dim=5, classes=3)
+    dim = _dim(family)
+    spec = ModelSpec(family, depth=depth, width=width, input_dim=dim, classes=3)
     rng = np.random.default_rng(seed)
     model = init_model(spec, rng, backend)
     for k in model.params:  # move off the init (BN scale 1, shift 0, zero biases)
         model.params[k] = model.params[k] + 0.3 * rng.standard_normal(model.params[k].shape)
-    x, y = rng.standard_normal((7, 5)), rng.integers(0, 3, 7)
+    x, y = rng.standard_normal((7, dim)), rng.integers(0, 3, 7)
     _, grads = model.loss_and_grads(x, y)
     assert set(grads) == set(model.params)
     h = 1e-6
@@ -61,28 +68,31 @@ def test_parameter_gradients_match_central_differences(family, depth, width, see
         np.testing.assert_allclose(grads[k].ravel(), fd, rtol=1e-4, atol=1e-6, err_msg=k)
 
 
-@given(st.sampled_from(FAMILIES), st.integers(1, 3), st.integers(0, 2**32))
+@pytest.mark.parametrize("family", FAMILIES)
+@given(depth=st.integers(1, 3), seed=st.integers(0, 2**32))
 def test_input_gradient_matches_central_differences(family, depth, seed):
-    spec = ModelSpec(family, depth=depth, width=4, input_dim=5, classes=3)
+    dim = _dim(family)
+    spec = ModelSpec(family, depth=depth, width=4, input_dim=dim, classes=3)
     rng = np.random.default_rng(seed)
     model = init_model(spec, rng)
-    model.loss_and_grads(rng.standard_normal((9, 5)), rng.integers(0, 3, 9))  # BN buffers
-    x = rng.standard_normal((4, 5))
+    model.loss_and_grads(rng.standard_normal((9, dim)), rng.integers(0, 3, 9))  # BN buffers
+    x = rng.standard_normal((4, dim))
     got = model.input_gradient(x, 2)
     h = 1e-6
-    for j in range(5):
-        e = np.zeros(5)
+    for j in range(dim):
+        e = np.zeros(dim)
         e[j] = h
         fd = (model.logits(x + e)[:, 2] - model.logits(x - e)[:, 2]) / (2 * h)
         np.testing.assert_allclose(got[:, j], fd, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("family,dim", [("crelu-ll", 6), ("conv-crelu-ll", 9)])
 @pytest.mark.parametrize("depth", [1, 5, 60])
-def test_looks_linear_model_is_linear_at_init(depth):
-    spec = ModelSpec("crelu-ll", depth=depth, width=8, input_dim=6, classes=4)
+def test_looks_linear_model_is_linear_at_init(family, dim, depth):
+    spec = ModelSpec(family, depth=depth, width=8, input_dim=dim, classes=4)
     model = init_model(spec, np.random.default_rng(depth))
     rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((2, 6))
+    a, b = rng.standard_normal((2, dim))
     t = np.linspace(-1, 1, 7)[:, None]
     z = model.logits(a + t * b)
     # affine along the line, and the same input gradient everywhere

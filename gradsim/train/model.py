@@ -11,6 +11,13 @@ between an input layer and a linear ``classes``-way head:
   orthogonal, every later layer (and the head) is mirrored ``[P, -P]`` with ``P``
   orthogonal (the head's ``P`` Gaussian), so the net is exactly linear at init.
 
+and their convolutional twins ``conv-relu``, ``conv-relu-bn``, ``conv-resnet-bn`` and
+``conv-crelu-ll`` on square images (``input_dim`` pixels), ``width`` channels, 3 x 3
+convolutions with zero padding (:mod:`gradsim.train.conv`), the head reading the flattened
+last feature map: He init is Gaussian of variance ``2 / (9 C_in)``; the looks-linear
+convnet's kernels are delta-orthogonal (zero but an orthogonal centre tap), mirrored
+``[P, -P]`` over the CReLU's channel halves, so it too is exactly linear at init.
+
 Arrays are feature-major: a batch is ``(features, B)``.  Batch norm uses the batch's
 statistics in training and running averages (momentum 0.1, biased variance) in
 evaluation.  Elementwise work uses :mod:`gradsim.kernels` (or its NumPy twin).
@@ -26,10 +33,14 @@ import numpy as np
 from ..families.sampling import orthogonal
 from ..kernels import backend as get_backend
 from ..util import check_int, check_real
+from .conv import Conv, Flatten, Image, delta_orthogonal, image_side
 
-__all__ = ["FAMILIES", "ModelSpec", "Model", "init_model", "softmax_cross_entropy"]
+__all__ = ["FAMILIES", "DENSE_FAMILIES", "CONV_FAMILIES", "ModelSpec", "Model", "init_model",
+           "softmax_cross_entropy"]
 
-FAMILIES = ("relu", "relu-bn", "resnet-bn", "crelu-ll")
+DENSE_FAMILIES = ("relu", "relu-bn", "resnet-bn", "crelu-ll")
+CONV_FAMILIES = ("conv-relu", "conv-relu-bn", "conv-resnet-bn", "conv-crelu-ll")
+FAMILIES = DENSE_FAMILIES + CONV_FAMILIES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,11 +49,12 @@ class ModelSpec:
 
     Attributes
     ----------
-    family : {'relu', 'relu-bn', 'resnet-bn', 'crelu-ll'}
+    family : str
+        One of :data:`FAMILIES` (the dense ones and their ``conv-`` twins).
     depth : int
         Hidden layers (residual blocks for ``resnet-bn``), ``1 .. 2000``.
     width : int
-        Units per hidden layer, ``1 .. 4096``.
+        Units per hidden layer (channels for a convnet), ``1 .. 4096``.
     input_dim, classes : int
     bn_eps : float
     bn_momentum : float
@@ -65,6 +77,8 @@ class ModelSpec:
         set_(self, "width", check_int("width", self.width, 1, 4096))
         set_(self, "input_dim", check_int("input_dim", self.input_dim, 1, 10**6))
         set_(self, "classes", check_int("classes", self.classes, 2, 10**5))
+        if self.family in CONV_FAMILIES:
+            image_side(self.input_dim)
         set_(self, "bn_eps", check_real("bn_eps", self.bn_eps, 0.0, 1.0, lo_open=True))
         set_(self, "bn_momentum", check_real("bn_momentum", self.bn_momentum, 0.0, 1.0,
                                              lo_open=True))
@@ -285,20 +299,13 @@ def init_model(spec, rng, backend="numba"):
     if not isinstance(spec, ModelSpec):
         raise ValueError(f"spec must be a ModelSpec, got {type(spec).__name__}")
     kern = get_backend(backend)
+    if spec.family in CONV_FAMILIES:
+        params, buffers, layers = _conv_layers(spec, rng)
+        return Model(spec, params, buffers, layers, kern)
     s, n = spec, spec.width
     params, buffers, layers = {}, {}, []
     bn = s.family in ("relu-bn", "resnet-bn")
-
-    def dense(name, rows, cols, bias=True, w=None):
-        params[f"{name}.w"] = _gauss(rng, (rows, cols), 2.0 / cols) if w is None else w
-        if bias:
-            params[f"{name}.b"] = np.zeros(rows)
-        return _Dense(name, bias)
-
-    def batchnorm(name):
-        params[f"{name}.gamma"], params[f"{name}.beta"] = np.ones(n), np.zeros(n)
-        buffers[f"{name}.mean"], buffers[f"{name}.var"] = np.zeros(n), np.ones(n)
-        return _BatchNorm(name)
+    dense, batchnorm = _makers(params, buffers, rng, n)
 
     if s.family == "crelu-ll":
         layers += [dense("in", n, s.input_dim, w=orthogonal(rng, n, s.input_dim, 1.0,
@@ -325,3 +332,64 @@ def init_model(spec, rng, backend="numba"):
             layers.append(_Act("relu"))
         layers.append(dense("head", s.classes, n, w=_gauss(rng, (s.classes, n), 1.0 / n)))
     return Model(spec, params, buffers, layers, kern)
+
+
+def _makers(params, buffers, rng, n):
+    """``dense(name, rows, cols, bias=True, w=None)`` and ``batchnorm(name)``: register
+    a layer's parameters (He-Gaussian weights unless ``w`` is given) and return it."""
+
+    def dense(name, rows, cols, bias=True, w=None):
+        params[f"{name}.w"] = _gauss(rng, (rows, cols), 2.0 / cols) if w is None else w
+        if bias:
+            params[f"{name}.b"] = np.zeros(rows)
+        return _Dense(name, bias)
+
+    def batchnorm(name):
+        params[f"{name}.gamma"], params[f"{name}.beta"] = np.ones(n), np.zeros(n)
+        buffers[f"{name}.mean"], buffers[f"{name}.var"] = np.zeros(n), np.ones(n)
+        return _BatchNorm(name)
+
+    return dense, batchnorm
+
+
+def _conv_layers(s, rng):
+    """Parameters, buffers and layers of a ``conv-`` family, drawn in network order."""
+    n, side = s.width, image_side(s.input_dim)
+    params, buffers = {}, {}
+    _, batchnorm = _makers(params, buffers, rng, n)
+
+    def conv(name, rows, cols, bias=True, w=None):
+        params[f"{name}.w"] = _gauss(rng, (rows, 9 * cols), 2.0 / (9 * cols)) if w is None else w
+        if bias:
+            params[f"{name}.b"] = np.zeros(rows)
+        return Conv(name, bias, side)
+
+    def head(cols, mirrored=False):
+        u = _gauss(rng, (s.classes, cols), 1.0 / cols)
+        params["head.w"] = np.concatenate([u, -u], axis=1) if mirrored else u
+        params["head.b"] = np.zeros(s.classes)
+        return [Flatten(side), _Dense("head", True)]
+
+    layers = [Image()]
+    if s.family == "conv-crelu-ll":
+        layers += [conv("in", n, 1, w=delta_orthogonal(rng, n, 1, orthogonal)), _Act("crelu")]
+        for i in range(s.depth - 1):
+            p = delta_orthogonal(rng, n, n, orthogonal).reshape(n, n, 9)
+            w = np.concatenate([p, -p], axis=1).reshape(n, 2 * n * 9)
+            layers += [conv(f"h{i}", n, 2 * n, w=w), _Act("crelu")]
+        return params, buffers, layers + head(side * side * n, mirrored=True)
+    if s.family == "conv-resnet-bn":
+        layers.append(conv("in", n, 1))
+        for i in range(s.depth):
+            layers.append(_Residual([batchnorm(f"b{i}.bn"), _Act("relu"),
+                                     conv(f"b{i}", n, n, bias=False)]))
+        layers += [batchnorm("out.bn"), _Act("relu")]
+        return params, buffers, layers + head(side * side * n)
+    bn = s.family == "conv-relu-bn"
+    for i in range(s.depth):
+        name = "in" if i == 0 else f"h{i - 1}"
+        layers.append(conv(name, n, 1 if i == 0 else n, bias=not bn))
+        if bn:
+            layers.append(batchnorm(f"{name}.bn"))
+        layers.append(_Act("relu"))
+    return params, buffers, layers + head(side * side * n)
