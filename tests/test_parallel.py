@@ -38,6 +38,15 @@ def _children(pid):
     return out
 
 
+def _signal_masks(pid):
+    """The ``SigBlk``, ``SigIgn`` and ``SigCgt`` lines of ``/proc/PID/status``."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return [ln.strip() for ln in fh if ln.startswith(("SigBlk", "SigIgn", "SigCgt"))]
+    except OSError:
+        return []
+
+
 def _alive(pids):
     return [p for p in pids if (_stat(p) or ["Z"])[0] != "Z"]
 
@@ -75,8 +84,14 @@ def test_ctrl_c_reaches_the_group_and_only_the_parent_reports_it(settle):
     """Also while the workers are still importing (before their initializer runs): they
     are spawned with Ctrl-C blocked, so only the parent reports it."""
     proc, kids = _start(settle)
+    masks = _signal_masks(proc.pid)  # in the message if Ctrl-C does not end the run
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal does
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # leave no run behind to load later tests
+        proc.communicate()
+        pytest.fail(f"Ctrl-C did not end the run within 60 s; parent's masks {masks}")
     assert proc.returncode != 0
     assert "SpawnProcess" not in err and err.count("KeyboardInterrupt") <= 1, err
     deadline = time.time() + 10
