@@ -54,7 +54,8 @@ TINY = {
     "training": dict(families="relu,crelu-ll", depths=[1, 3], width=4, max_epochs=2,
                      plateau_window=1, lrs=[0.01], seeds=2, grad_depths=[1, 2],
                      grad_widths=[4], grad_seeds=2, track_points=8, track_lines=1,
-                     workers=1),
+                     workers=1, conv_families="conv-relu,conv-resnet-bn,conv-crelu-ll",
+                     conv_depths=[1, 2], conv_width=2, conv_lrs=[0.01], conv_seeds=2),
 }
 
 

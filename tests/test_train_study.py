@@ -117,3 +117,22 @@ def test_batch_norm_explodes_the_input_gradient_plain_relu_does_not():
     assert bn[0] == pytest.approx(BN_RELU_RATE, abs=0.1)
     assert abs(plain[0] - 1.0) < 0.1
     assert (bn[0] - 1.0) / bn[1] > 10
+
+
+@pytest.mark.parametrize("family", ["conv-relu-bn", "conv-crelu-ll"])
+def test_convnet_in_runs_of_images_matches_one_run(family, monkeypatch):
+    """The convolutions build their columns a few images at a time (and rebuild them in
+    the backward pass); the loss, parameter and input gradients equal one run's."""
+    from gradsim.train import conv
+
+    spec = ModelSpec(family, depth=3, width=3, input_dim=9, classes=3)
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((11, 9)), rng.integers(0, 3, 11)
+    whole = init_model(spec, np.random.default_rng(1)).loss_and_grads(x, y, True)
+    monkeypatch.setattr(conv, "CHUNK_ELEMENTS", 2 * 9 * 6 * 9)  # 2 images of 9 x 6 rows
+    assert len(conv._runs(6 * 9, 11, 3)[0]) == 6
+    runs = init_model(spec, np.random.default_rng(1)).loss_and_grads(x, y, True)
+    assert runs[0] == pytest.approx(whole[0], rel=1e-14)
+    for k, g in whole[1].items():
+        np.testing.assert_allclose(runs[1][k], g, rtol=1e-12, atol=1e-14, err_msg=k)
+    np.testing.assert_allclose(runs[2], whole[2], rtol=1e-12, atol=1e-14)

@@ -19,9 +19,10 @@ import numpy as np
 from .. import work
 from ..figures import COLORS, new_figure
 from ..parallel import ordered_map
-from ..train import FAMILIES, Diverged, ModelSpec, TrainConfig, evaluate, plateaued, train
+from ..train import Diverged, ModelSpec, TrainConfig, evaluate, plateaued, train
 from ..train.data import carve_validation, load_digits
 from ..train.diagnostics import BN_RELU_RATE, growth_rate, input_gradient_norms
+from ..train.model import CONV_FAMILIES, DENSE_FAMILIES
 from .base import Claim, Results, check_range
 from .common import NULL_PROGRESS, run_workers
 
@@ -32,10 +33,14 @@ DEFAULTS = {"families": "relu,relu-bn,resnet-bn,crelu-ll", "depths": [10, 50], "
             "plateau_tol": 0.02, "loss_floor": 0.01, "batch": 64, "val_fraction": 0.2,
             "grad_depths": [2, 5, 10, 20, 30, 40, 50], "grad_widths": [32, 128],
             "grad_seeds": 8, "track_points": 64, "track_lines": 2, "workers": 2,
-            "seed": 0, "study": "default"}
-#: What ``study=full`` sets (it replaces these keys, whatever else is set).
-FULL = {"depths": [10, 50, 100, 200], "lrs": [0.0003, 0.001, 0.003, 0.01], "seeds": 5,
-        "max_epochs": 150}
+            "seed": 0, "study": "default", "conv_families": "", "conv_depths": [10, 30],
+            "conv_width": 8, "conv_lrs": [0.001, 0.003, 0.01], "conv_seeds": 3}
+#: What ``study=full`` sets (it replaces these keys, whatever else is set): the dense
+#: families to depth 200, and the convnets to the depth that fits (``docs/training.md``).
+FULL = {"depths": [10, 50, 100, 200], "lrs": [0.0001, 0.0003, 0.001, 0.003, 0.01],
+        "seeds": 5, "max_epochs": 150,
+        "conv_families": "conv-relu,conv-relu-bn,conv-resnet-bn,conv-crelu-ll",
+        "conv_depths": [10, 50, 100], "conv_lrs": [0.0003, 0.001, 0.003], "conv_seeds": 3}
 QUICK = {"depths": [2, 8], "width": 16, "lrs": [0.003, 0.01], "seeds": 2, "max_epochs": 6,
          "plateau_window": 2, "grad_depths": [1, 2, 4, 8], "grad_widths": [16],
          "grad_seeds": 2, "track_points": 32, "track_lines": 2, "workers": 1}
@@ -48,17 +53,20 @@ RUN_SETTINGS = ("workers",)
 MARGIN = 0.05
 #: Standard errors a difference must clear for a verdict (else the row says "info").
 Z = 2.0
-BN_FAMILIES = ("relu-bn", "resnet-bn")
+BN_FAMILIES = ("relu-bn", "resnet-bn", "conv-relu-bn", "conv-resnet-bn")
 #: Families whose input-gradient growth at init is measured.
 GRAD_FAMILIES = ("relu", "relu-bn")
 
 
-def _families(params):
-    fams = [f.strip() for f in str(params["families"]).split(",") if f.strip()]
-    bad = [f for f in fams if f not in FAMILIES]
-    if not fams or bad or len(set(fams)) != len(fams):
-        raise ValueError(f"{NAME}.families must be a comma-separated subset of "
-                         f"{','.join(FAMILIES)}; got {params['families']!r}")
+def _families(params, key="families"):
+    """The families named by ``params[key]``: dense ones for ``families``, ``conv-`` ones
+    for ``conv_families`` (which may be empty: no convnet study)."""
+    allowed = DENSE_FAMILIES if key == "families" else CONV_FAMILIES
+    fams = [f.strip() for f in str(params[key]).split(",") if f.strip()]
+    bad = [f for f in fams if f not in allowed]
+    if (key == "families" and not fams) or bad or len(set(fams)) != len(fams):
+        raise ValueError(f"{NAME}.{key} must be a comma-separated subset of "
+                         f"{','.join(allowed)}; got {params[key]!r}")
     return fams
 
 
@@ -74,8 +82,11 @@ def check(params):
     """Range checks."""
     p = sizes(params)
     _families(p)
+    _families(p, "conv_families")
     for key, lo, hi in (("depths", 1, 2000), ("width", 1, 4096), ("lrs", 1e-8, 10.0),
-                        ("seeds", 1, 1000), ("max_epochs", 1, 10**4),
+                        ("seeds", 1, 1000), ("conv_depths", 1, 2000),
+                        ("conv_width", 1, 4096), ("conv_lrs", 1e-8, 10.0),
+                        ("conv_seeds", 1, 1000), ("max_epochs", 1, 10**4),
                         ("plateau_window", 1, 1000), ("plateau_tol", 0.0, 1.0),
                         ("loss_floor", 0.0, 10.0), ("batch", 2, 10**5),
                         ("val_fraction", 0.01, 0.9), ("grad_depths", 1, 2000),
@@ -92,9 +103,9 @@ def _pad(a, n):
     return np.concatenate([a, np.full((n - len(a),) + a.shape[1:], np.nan)])
 
 
-def _train_one(family, depth, lr, index, p, fit, test):
+def _train_one(family, depth, width, lr, index, p, fit, test):
     """One run on ``fit`` (validation as its test set) -> its numbers; NaN if it diverged."""
-    cfg = TrainConfig(ModelSpec(family, depth=depth, width=p["width"]), lr=lr,
+    cfg = TrainConfig(ModelSpec(family, depth=depth, width=width), lr=lr,
                       batch=p["batch"], epochs=p["max_epochs"], seed=p["seed"] + index,
                       track_points=p["track_points"], track_lines=p["track_lines"],
                       plateau_window=p["plateau_window"], plateau_tol=p["plateau_tol"],
@@ -129,17 +140,16 @@ def _gradient_norms(p, data):
                      for f in GRAD_FAMILIES])
 
 
-def run(params, progress=NULL_PROGRESS):
-    """Choose each family's learning rate at each depth, train the seeds, measure BN."""
+def _study(fams, depths, width, lrs, seeds, p, fit, data, progress, label):
+    """Seed 0 of every (family, depth) at every learning rate; the rate with the best
+    validation accuracy (the first on ties); seeds 1 .. seeds - 1 at it.  Returns the
+    arrays (families, depths, seeds, ...) and the two stages' times."""
     t0 = time.perf_counter()
-    p = sizes(params)
-    data = load_digits()
-    fit = carve_validation(data, p["val_fraction"], p["seed"])
-    fams, depths, lrs, seeds = _families(p), list(p["depths"]), list(p["lrs"]), p["seeds"]
     workers = min(p["workers"], run_workers(default=p["workers"]))
     cells = [(f, d) for f in fams for d in depths]
-    first = [(f, d, lr, 0, p, fit, data) for f, d in cells for lr in lrs]
-    tick = progress.stage(f"{NAME}: {len(first)} runs choosing learning rates", len(first))
+    first = [(f, d, width, lr, 0, p, fit, data) for f, d in cells for lr in lrs]
+    tick = progress.stage(f"{NAME}: {len(first)} {label}runs choosing learning rates",
+                          len(first))
     sel = []
     for i, row in enumerate(ordered_map(_train_one, first, workers)):
         sel.append(row)
@@ -147,9 +157,9 @@ def run(params, progress=NULL_PROGRESS):
     t_choose = time.perf_counter() - t0
     val = np.array([r["val_acc"] for r in sel]).reshape(len(cells), len(lrs))
     best = np.argmax(np.nan_to_num(val, nan=-1.0), axis=1)  # first best on ties
-    more = [(f, d, lrs[best[c]], s, p, fit, data) for c, (f, d) in enumerate(cells)
+    more = [(f, d, width, lrs[best[c]], s, p, fit, data) for c, (f, d) in enumerate(cells)
             for s in range(1, seeds)]
-    tick = progress.stage(f"{NAME}: {len(more)} runs of the other seeds", len(more))
+    tick = progress.stage(f"{NAME}: {len(more)} {label}runs of the other seeds", len(more))
     rest = []
     for i, row in enumerate(ordered_map(_train_one, more, workers)):
         rest.append(row)
@@ -159,30 +169,47 @@ def run(params, progress=NULL_PROGRESS):
             for c in range(len(cells))]
     work.record(len(first) + len(more))  # networks trained (steps are not counted)
     shape = (len(fams), len(depths), seeds)
+    cube = (len(fams), len(depths), len(lrs))
 
-    def stack(key, rows):
-        return np.array([r[key] for cell in rows for r in cell]).reshape(
-            shape + np.shape(rows[0][0][key]))
+    def stack(key):
+        return np.array([r[key] for cell in runs for r in cell]).reshape(
+            shape + np.shape(runs[0][0][key]))
 
-    arrays = {k: stack(k, runs) for k in ("train_loss", "lag1", "val_acc", "train_acc",
-                                          "test_acc", "test_acc_batch", "converged",
-                                          "epochs", "seconds")}
+    arrays = {k: stack(k) for k in ("train_loss", "lag1", "val_acc", "train_acc", "test_acc",
+                                    "test_acc_batch", "converged", "epochs", "seconds")}
     arrays.update(depths=np.array(depths), lrs=np.array(lrs, float),
-                  lr_index=best.reshape(len(fams), len(depths)),
-                  sel_val_acc=val.reshape(len(fams), len(depths), len(lrs)),
-                  sel_converged=np.array([r["converged"] for r in sel]).reshape(
-                      len(fams), len(depths), len(lrs)),
+                  lr_index=best.reshape(cube[:2]), sel_val_acc=val.reshape(cube),
+                  sel_converged=np.array([r["converged"] for r in sel]).reshape(cube),
                   sel_train_loss=np.array([r["train_loss"] for r in sel]).reshape(
-                      len(fams), len(depths), len(lrs), -1),
-                  sel_seconds=np.array([r["seconds"] for r in sel]).reshape(
-                      len(fams), len(depths), len(lrs)),
-                  grad_depths=np.array(p["grad_depths"]),
-                  grad_widths=np.array(p["grad_widths"]),
-                  grad_norm2=_gradient_norms(p, data))
-    return Results(NAME, params, arrays, {
-        "families": fams, "grad_families": list(GRAD_FAMILIES), "test_size": len(data.y_test),
-        "seconds": time.perf_counter() - t0, "seconds_choosing": t_choose,
-        "seconds_seeds": t_seeds})
+                      cube + (-1,)),
+                  sel_seconds=np.array([r["seconds"] for r in sel]).reshape(cube))
+    return arrays, t_choose, t_seeds
+
+
+def run(params, progress=NULL_PROGRESS):
+    """Choose each family's learning rate at each depth, train the seeds, measure BN; the
+    same for the convnets when ``conv_families`` names any (keys prefixed ``conv_``)."""
+    t0 = time.perf_counter()
+    p = sizes(params)
+    data = load_digits()
+    fit = carve_validation(data, p["val_fraction"], p["seed"])
+    fams, conv_fams = _families(p), _families(p, "conv_families")
+    arrays, t_choose, t_seeds = _study(fams, list(p["depths"]), p["width"], list(p["lrs"]),
+                                       p["seeds"], p, fit, data, progress, "")
+    meta = {"families": fams, "conv_families": conv_fams,
+            "grad_families": list(GRAD_FAMILIES), "test_size": len(data.y_test),
+            "seconds_choosing": t_choose, "seconds_seeds": t_seeds}
+    if conv_fams:
+        t1 = time.perf_counter()
+        conv, _, _ = _study(conv_fams, list(p["conv_depths"]), p["conv_width"],
+                            list(p["conv_lrs"]), p["conv_seeds"], p, fit, data, progress,
+                            "convnet ")
+        arrays.update({f"conv_{k}": v for k, v in conv.items()})
+        meta["seconds_conv"] = time.perf_counter() - t1
+    arrays.update(grad_depths=np.array(p["grad_depths"]),
+                  grad_widths=np.array(p["grad_widths"]), grad_norm2=_gradient_norms(p, data))
+    meta["seconds"] = time.perf_counter() - t0
+    return Results(NAME, params, arrays, meta)
 
 
 def accuracy_summary(acc, n_test):
@@ -200,8 +227,9 @@ def plot(results):
     r = results
     fams, depths = r.meta["families"], r["depths"]
     m, se = accuracy_summary(r["test_acc"], r.meta["test_size"])
-    fig, ax = new_figure(1, 4, size=(16.0, 3.8))
-    a, b, c, g = ax[0]
+    convs = r.meta.get("conv_families", [])
+    fig, ax = new_figure(1, 5 if convs else 4, size=(20.0 if convs else 16.0, 3.8))
+    a, b, c, g = ax[0][:4]
     for k, fam in enumerate(fams):
         col = COLORS[k % len(COLORS)]
         a.errorbar(depths, m[k], yerr=se[k], fmt="o-", color=col, capsize=3, label=fam)
@@ -233,6 +261,16 @@ def plot(results):
     g.set_xlabel("depth")
     g.set_ylabel("mean log ||dL/dx||^2 at init")
     g.legend(fontsize=7)
+    if convs:
+        cm, cse = accuracy_summary(r["conv_test_acc"], r.meta["test_size"])
+        for k, fam in enumerate(convs):
+            ax[0][4].errorbar(r["conv_depths"], cm[k], yerr=cse[k], fmt="o-",
+                              color=COLORS[k % len(COLORS)], capsize=3, label=fam)
+        ax[0][4].set_xscale("log")
+        ax[0][4].set_xlabel("depth")
+        ax[0][4].set_ylabel(f"convnet test accuracy, {r.params['conv_width']} channels")
+        ax[0][4].set_ylim(0, 1)
+        ax[0][4].legend(fontsize=7)
     fig.suptitle("digits, Adam at each family's best learning rate (validation split); "
                  "lag-1 along lines between validation images (1 = constant)", fontsize=9)
     return fig
@@ -252,30 +290,33 @@ def _z_verdict(diff, se, converged, rule):
     return bool(z >= Z), rule
 
 
-def claims(results):
-    """The table by family and depth; convergence; LL against the resnet; plain ReLU with
-    depth; batch norm at depth."""
-    r, out = results, []
-    fams, depths = r.meta["families"], [int(d) for d in r["depths"]]
-    n_test, seeds = r.meta["test_size"], r["test_acc"].shape[2]
-    m, se = accuracy_summary(r["test_acc"], n_test)
-    conv = r["converged"].astype(bool)
-    lrs = r["lrs"]
-    p = r.params
-    setting = (f"digits, width {p['width']}, Adam, batch {p['batch']}, {seeds} seeds, "
+def _study_claims(r, pre, fams, width):
+    """Rows of one study (dense: ``pre = ''``; convnets: ``pre = 'conv_'``): the table by
+    family and depth, convergence, LL against the resnet at the largest depth, plain ReLU
+    from the smallest to the largest depth, relu-bn's training and test accuracy."""
+    out = []
+    depths = [int(d) for d in r[pre + "depths"]]
+    acc, n_test = r[pre + "test_acc"], r.meta["test_size"]
+    m, se = accuracy_summary(acc, n_test)
+    conv = r[pre + "converged"].astype(bool)
+    lrs, p = r[pre + "lrs"], r.params
+    tag = " (convnets)" if pre else ""
+    shape = f"convnets of {width} channels" if pre else f"width {width}"
+    setting = (f"digits, {shape}, Adam, batch {p['batch']}, {acc.shape[2]} seeds, "
                f"lr from {', '.join(f'{x:g}' for x in lrs)} on a validation split; "
                f"plateau rule window {p['plateau_window']}, tol {p['plateau_tol']:g}, "
-               f"cap {int(r['train_loss'].shape[-1])} epochs")
+               f"cap {int(r[pre + 'train_loss'].shape[-1])} epochs")
     for k, f in enumerate(fams):
-        cells = "; ".join(f"{d}: {m[k, i]:.3f} ± {se[k, i]:.3f} (lr {lrs[r['lr_index'][k, i]]:g},"
-                          f" train {np.nanmean(r['train_acc'][k, i]):.3f})"
-                          for i, d in enumerate(depths))
+        cells = "; ".join(
+            f"{d}: {m[k, i]:.3f} ± {se[k, i]:.3f} (lr {lrs[r[pre + 'lr_index'][k, i]]:g}, "
+            f"train {np.nanmean(r[pre + 'train_acc'][k, i]):.3f})" for i, d in enumerate(depths))
         out.append(Claim("X6", f"test accuracy by depth, {f} (depth: mean ± s.e.)", setting,
                          "—", cells, "—", None, "measurement"))
-    out.append(Claim("X6", "every reported accuracy comes from a loss curve that flattened",
-                     setting, "—", f"{int(conv.sum())} of {conv.size} runs",
-                     "—", bool(conv.all()), "the plateau rule held before the epoch cap"))
-    idx = {f: k for k, f in enumerate(fams)}
+    out.append(Claim("X6", f"every reported accuracy comes from a loss curve that "
+                           f"flattened{tag}", setting, "—",
+                     f"{int(conv.sum())} of {conv.size} runs", "—", bool(conv.all()),
+                     "the plateau rule held before the epoch cap"))
+    idx = {f.removeprefix("conv-"): k for k, f in enumerate(fams)}
     if "crelu-ll" in idx and "resnet-bn" in idx:
         a, b = idx["crelu-ll"], idx["resnet-bn"]
         diff = m[a, -1] - m[b, -1]
@@ -284,7 +325,7 @@ def claims(results):
                              f"(LL - resnet + {MARGIN:g}) / s.e. >= {Z:g} holds, "
                              f"<= -{Z:g} fails")
         out.append(Claim("X6", f"LL at depth {depths[-1]} trains close to the resnet "
-                               f"(within {MARGIN:g})", setting,
+                               f"(within {MARGIN:g}){tag}", setting,
                          f"resnet {m[b, -1]:.3f} ± {se[b, -1]:.3f}",
                          f"LL {m[a, -1]:.3f} ± {se[a, -1]:.3f}",
                          f"z = {(diff + MARGIN) / s:+.1f}", ok, why))
@@ -294,19 +335,30 @@ def claims(results):
         s = math.hypot(se[k, 0], se[k, -1])
         ok, why = _z_verdict(drop - MARGIN, s, conv[k, [0, -1]].all(),
                              f"(drop - {MARGIN:g}) / s.e. >= {Z:g} holds, <= -{Z:g} fails")
-        out.append(Claim("X6", f"plain ReLU degrades from depth {depths[0]} to {depths[-1]} "
-                               f"(by more than {MARGIN:g})", setting,
+        out.append(Claim("X6", f"plain ReLU degrades from depth {depths[0]} to "
+                               f"{depths[-1]} (by more than {MARGIN:g}){tag}", setting,
                          f"{m[k, 0]:.3f} ± {se[k, 0]:.3f}", f"{m[k, -1]:.3f} ± {se[k, -1]:.3f}",
                          f"z = {(drop - MARGIN) / s:+.1f}", ok, why))
     if "relu-bn" in idx:
         k = idx["relu-bn"]
         cells = "; ".join(
-            f"{d}: train {np.nanmean(r['train_acc'][k, i]):.3f}, test {m[k, i]:.3f} "
-            f"(batch statistics {np.nanmean(r['test_acc_batch'][k, i]):.3f})"
+            f"{d}: train {np.nanmean(r[pre + 'train_acc'][k, i]):.3f}, test {m[k, i]:.3f} "
+            f"(batch statistics {np.nanmean(r[pre + 'test_acc_batch'][k, i]):.3f})"
             for i, d in enumerate(depths))
-        out.append(Claim("X6", "relu-bn by depth: training and test accuracy, running "
+        out.append(Claim("X6", f"{fams[k]} by depth: training and test accuracy, running "
                                "against batch statistics", setting, "—", cells, "—", None,
                          "measurement"))
+    return out
+
+
+def claims(results):
+    """The dense study's rows, the convnets' (when run), then batch norm's gradient
+    growth at init."""
+    r = results
+    p = r.params
+    out = _study_claims(r, "", r.meta["families"], p["width"])
+    if r.meta.get("conv_families"):
+        out += _study_claims(r, "conv_", r.meta["conv_families"], p["conv_width"])
     gd = r["grad_depths"]
     for j, w in enumerate(r["grad_widths"]):
         bn = growth_rate(gd, r["grad_norm2"][1, j])

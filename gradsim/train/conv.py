@@ -1,10 +1,10 @@
 """Layers of the trainable convnets: 3 x 3 convolutions on square images, by im2col.
 
-A convnet's state is a 2-D array ``(channels, side * side * B)``: pixel-major within a
-channel, the batch last (each channel's columns are ``(row, column, example)`` in C
-order).  Batch norm (:class:`gradsim.train.model._BatchNorm`) then normalises each channel
-over all its pixels and examples, and the elementwise kernels see an ordinary
-``(rows, columns)`` array.  A convolution with weights ``W`` of shape
+A convnet's state is a 2-D array ``(channels, B * side * side)``: image-major, each
+image's pixels row by row (the layout of :mod:`gradsim.kernels.conv`, whose im2col and
+col2im kernels do the work).  Batch norm (:class:`gradsim.train.model._BatchNorm`) then
+normalises each channel over all its pixels and examples, and the elementwise kernels see
+an ordinary ``(rows, columns)`` array.  A convolution with weights ``W`` of shape
 ``(C_out, C_in * 9)`` (``C_in`` outer, then the 3 x 3 taps row by row) and zero padding
 of one pixel is
 
@@ -14,7 +14,9 @@ of one pixel is
 
 where ``im2col`` stacks, for every tap ``(di, dj)``, the input shifted by ``(di - 1,
 dj - 1)`` (zeros outside the image) and ``col2im`` is its adjoint (the shifted rows added
-back).  Conventions are in ``docs/training.md``.
+back).  The columns are built a run of images at a time (about
+:data:`gradsim.conv.nets.CHUNK_ELEMENTS` entries, so they stay in cache) and rebuilt in
+the backward pass rather than stored.  Conventions are in ``docs/training.md``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ import math
 
 import numpy as np
 
+from ..conv.nets import CHUNK_ELEMENTS
+
 __all__ = ["image_side", "im2col", "col2im", "Image", "Conv", "Flatten", "delta_orthogonal"]
+
+#: Kernel height and width.
+K = 3
 
 
 def image_side(input_dim):
@@ -35,29 +42,24 @@ def image_side(input_dim):
     return side
 
 
-def im2col(h, side):
-    """``(C, side^2 B)`` -> ``(C * 9, side^2 B)``: the 3 x 3 neighbourhoods, zero padded."""
-    c = h.shape[0]
-    b = h.shape[1] // (side * side)
-    pad = np.zeros((c, side + 2, side + 2, b), dtype=h.dtype)
-    pad[:, 1:-1, 1:-1] = h.reshape(c, side, side, b)
-    cols = np.empty((c, 3, 3, side, side, b), dtype=h.dtype)
-    for di in range(3):
-        for dj in range(3):
-            cols[:, di, dj] = pad[:, di:di + side, dj:dj + side]
-    return cols.reshape(c * 9, side * side * b)
+def _runs(rows, images, side):
+    """``(first, count)`` runs of images whose columns hold about CHUNK_ELEMENTS entries."""
+    per = max(1, CHUNK_ELEMENTS // (rows * side * side))
+    return [(a, min(per, images - a)) for a in range(0, images, per)], per
 
 
-def col2im(g, side):
-    """The adjoint of :func:`im2col`: ``(C * 9, side^2 B)`` -> ``(C, side^2 B)``."""
-    c = g.shape[0] // 9
-    b = g.shape[1] // (side * side)
-    cols = g.reshape(c, 3, 3, side, side, b)
-    pad = np.zeros((c, side + 2, side + 2, b), dtype=g.dtype)
-    for di in range(3):
-        for dj in range(3):
-            pad[:, di:di + side, dj:dj + side] += cols[:, di, dj]
-    return np.ascontiguousarray(pad[:, 1:-1, 1:-1]).reshape(c, side * side * b)
+def im2col(kern, h, side):
+    """``(C, B side^2)`` -> ``(C * 9, B side^2)``: the 3 x 3 neighbourhoods, zero padded."""
+    out = np.empty((h.shape[0] * K * K, h.shape[1]), dtype=h.dtype)
+    kern.im2col(np.ascontiguousarray(h), side, side, K, K, 0, out)
+    return out
+
+
+def col2im(kern, g, side):
+    """The adjoint of :func:`im2col`: ``(C * 9, B side^2)`` -> ``(C, B side^2)``."""
+    out = np.empty((g.shape[0] // (K * K), g.shape[1]), dtype=g.dtype)
+    kern.col2im(np.ascontiguousarray(g), side, side, K, K, 0, out)
+    return out
 
 
 def delta_orthogonal(rng, rows, cols, orthogonal):
@@ -69,45 +71,70 @@ def delta_orthogonal(rng, rows, cols, orthogonal):
 
 
 class Image:
-    """Inputs ``(side^2, B)`` as one channel ``(1, side^2 B)``, and back."""
+    """Inputs ``(side^2, B)`` (feature-major) as one channel ``(1, B side^2)``, and back."""
 
     def forward(self, m, x, train):
-        return np.ascontiguousarray(x).reshape(1, -1), x.shape
+        return np.ascontiguousarray(x.T).reshape(1, -1), x.shape
 
     def backward(self, m, g, shape, grads):
-        return g.reshape(shape)
+        return g.reshape(shape[::-1]).T
 
 
 class Conv:
     """3 x 3 convolution, zero padding; parameters ``{name}.w`` ``(C_out, C_in * 9)`` and
-    ``{name}.b`` ``(C_out,)``."""
+    ``{name}.b`` ``(C_out,)``.  The cache is the input state; the backward pass rebuilds
+    its columns run by run."""
 
     def __init__(self, name, bias, side):
         self.w, self.b, self.side = f"{name}.w", (f"{name}.b" if bias else None), side
 
     def forward(self, m, h, train):
-        cols = im2col(h, self.side)
-        z = m.params[self.w] @ cols
+        h = np.ascontiguousarray(h)
+        w = m.params[self.w]
+        hw = self.side * self.side
+        runs, per = _runs(w.shape[1], h.shape[1] // hw, self.side)
+        buf = np.empty(w.shape[1] * per * hw, dtype=h.dtype)
+        z = np.empty((w.shape[0], h.shape[1]), dtype=h.dtype)
+        for first, n in runs:
+            cols = buf[:w.shape[1] * n * hw].reshape(w.shape[1], n * hw)
+            m.kern.im2col(h, self.side, self.side, K, K, first, cols)
+            np.matmul(w, cols, out=z[:, first * hw:(first + n) * hw])
         if self.b is not None:
             z += m.params[self.b][:, None]
-        return z, cols
+        return z, h
 
-    def backward(self, m, g, cols, grads):
-        grads[self.w] = g @ cols.T
+    def backward(self, m, g, h, grads):
+        g = np.ascontiguousarray(g)
+        w = m.params[self.w]
+        hw = self.side * self.side
+        runs, per = _runs(w.shape[1], h.shape[1] // hw, self.side)
+        buf = np.empty(w.shape[1] * per * hw, dtype=h.dtype)
+        gw = np.zeros_like(w)
+        out = np.empty_like(h)
+        for first, n in runs:
+            cols = buf[:w.shape[1] * n * hw].reshape(w.shape[1], n * hw)
+            m.kern.im2col(h, self.side, self.side, K, K, first, cols)
+            gr = g[:, first * hw:(first + n) * hw]
+            gw += gr @ cols.T
+            np.matmul(w.T, gr, out=cols)
+            m.kern.col2im(cols, self.side, self.side, K, K, first, out)
+        grads[self.w] = gw
         if self.b is not None:
             grads[self.b] = g.sum(axis=1)
-        return col2im(m.params[self.w].T @ g, self.side)
+        return out
 
 
 class Flatten:
-    """``(C, side^2 B)`` -> ``(C side^2, B)`` (channel-major features) for the head."""
+    """``(C, B side^2)`` -> ``(C side^2, B)`` (channel-major features) for the head."""
 
     def __init__(self, side):
         self.pixels = side * side
 
     def forward(self, m, h, train):
         c = h.shape[0]
-        return h.reshape(c * self.pixels, -1), c
+        return (h.reshape(c, -1, self.pixels).transpose(0, 2, 1)
+                .reshape(c * self.pixels, -1)), c
 
     def backward(self, m, g, c, grads):
-        return np.ascontiguousarray(g).reshape(c, -1)
+        return np.ascontiguousarray(
+            g.reshape(c, self.pixels, -1).transpose(0, 2, 1)).reshape(c, -1)
