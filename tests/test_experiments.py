@@ -3,6 +3,7 @@ through the one z-score of gradsim.compare), the command line, interruption, and
 quick reproduction's targets."""
 
 import functools
+import importlib.util
 import json
 import os
 
@@ -344,6 +345,14 @@ def test_quick_reproduction_meets_its_targets(tmp_path, capsys):
     """CI's quick reproduction: T7, T8, T10-T15 hold at their stated tolerances."""
     code, out, _ = _run(capsys, "reproduce", "--quick", "--quiet", "--out", str(tmp_path))
     assert code == 0
+    report = (tmp_path / "report.html").read_text()
+    if importlib.util.find_spec("bokeh") is None:  # the page needs the explore extra
+        assert not (tmp_path / "explore.html").exists() and "explore.html" in report
+    else:  # built with the quick settings, linked from the report
+        from gradsim.explore.write import read_stamp
+
+        assert read_stamp(tmp_path / "explore.html")["settings"]["depth"] == 6
+        assert "<a href='explore.html'>" in report
     rows = [line.split(" | ") for line in (tmp_path / "report.md").read_text().splitlines()
             if line.startswith("| T")]
     verdict = {r[0].lstrip("| ").strip(): r[-1].rstrip(" |") for r in rows}

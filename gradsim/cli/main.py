@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from .._version import __version__
-from . import experiments, kinks, simulate, sweep, theory, train
+from . import experiments, explore, kinks, simulate, sweep, theory, train
 from .common import Parser, UsageError
 
 __all__ = ["main", "build_parser"]
@@ -28,6 +28,7 @@ def build_parser():
     simulate.add_command(sub)
     kinks.add_command(sub)
     theory.add_commands(sub)
+    explore.add_command(sub)
     return parser
 
 

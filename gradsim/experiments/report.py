@@ -97,11 +97,13 @@ def read_report_stamp(path):
     return {"experiments": stamp["experiments"], "quick": stamp["quick"]}
 
 
-def write_report(out_dir, entries, quick=False, seconds=None, skipped=None, reused=()):
+def write_report(out_dir, entries, quick=False, seconds=None, skipped=None, reused=(),
+                 page=None):
     """Write ``report.md`` and ``report.html`` into ``out_dir``; returns their paths.
 
     ``skipped`` maps experiments that were not run to the reason (a missing extra);
-    ``reused`` names the experiments whose results an earlier run computed.
+    ``reused`` names the experiments whose results an earlier run computed; ``page`` is the
+    interactive page's file name in ``out_dir`` (``gradsim explore``), linked at the top.
     """
     rows = claim_rows(entries)
     vers = versions()
@@ -119,6 +121,8 @@ def write_report(out_dir, entries, quick=False, seconds=None, skipped=None, reus
           "Seeds: " + ", ".join(f"{n} {s}" for n, s in _seeds(entries).items()) + ".", ""]
     if reused:
         md += [_reused_line(reused), ""]
+    if page:
+        md += [f"Interactive page: [{page}]({page}) ({_PAGE_NOTE}).", ""]
     md += [f"## Claims ({summary})", "",
           "| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
     for r in rows:
@@ -146,7 +150,8 @@ def write_report(out_dir, entries, quick=False, seconds=None, skipped=None, reus
         fh.write("\n".join(md).encode())
     html_path = os.path.join(out_dir, "report.html")
     with atomic_write(html_path) as fh:
-        fh.write(_html(entries, rows, setting, when, seconds, vers, summary, reused).encode())
+        fh.write(_html(entries, rows, setting, when, seconds, vers, summary, reused,
+                       page).encode())
     return md_path, html_path
 
 
@@ -183,7 +188,11 @@ def _reused_line(reused):
             f"{', '.join(reused)}.")
 
 
-def _html(entries, rows, setting, when, seconds, vers, summary, reused=()):
+_PAGE_NOTE = ("df/dx against depth for five families, with a depth slider; one offline "
+              "file, open it in a browser")
+
+
+def _html(entries, rows, setting, when, seconds, vers, summary, reused=(), page=None):
     e = html.escape
     css = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
            "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #bbb;"
@@ -198,6 +207,8 @@ def _html(entries, rows, setting, when, seconds, vers, summary, reused=()):
            "<p>Versions: " + e(", ".join(f"{k} {v}" for k, v in vers.items())) + ".</p>",
            "<p>Seeds: " + e(", ".join(f"{n} {s}" for n, s in _seeds(entries).items()))
            + ".</p>", f"<p>{e(_reused_line(reused))}</p>" if reused else "",
+           (f"<p>Interactive page: <a href='{e(page)}'>{e(page)}</a> ({e(_PAGE_NOTE)}).</p>"
+            if page else ""),
            f"<h2>Claims ({e(summary)})</h2>", "<table><tr>"
            + "".join(f"<th>{c}</th>" for c in _COLUMNS) + "</tr>"]
     for r in rows:

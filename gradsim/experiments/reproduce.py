@@ -6,6 +6,9 @@
     out_dir/figures/NAME.png     figure, and NAME.pdf
     out_dir/report.md            one row per reproduction target, figures linked
     out_dir/report.html          the same, self-contained (figures embedded)
+    out_dir/explore.html         the interactive page (``gradsim explore``), linked from
+                                 the report, when Bokeh (the ``explore`` extra) is there
+                                 and every experiment runs (no ``only``)
 
 Each file is written atomically as soon as it is ready (an experiment's results file,
 then its figures), so an interrupted run leaves every finished experiment's files intact
@@ -29,6 +32,11 @@ then its figures), so an interrupted run leaves every finished experiment's file
   without ``force`` only if ``reproduce`` wrote it for the same experiments and quick
   flag (its last line records them), so a rerun of a finished directory reuses
   everything and rewrites the same report in seconds.
+* The page ``explore.html`` is built with the quick or default
+  :class:`~gradsim.explore.data.ExploreSettings`, before the report that links it.  A page
+  whose stamp (:func:`gradsim.explore.write.read_stamp`) records this run's settings and
+  code is reused; one gradsim wrote otherwise is replaced; a file gradsim did not write is
+  refused without ``force``, like a foreign report.
 * ``force=True`` recomputes everything and replaces what is there.
 
 A run holds ``out_dir/.reproduce.lock`` (an advisory ``flock``, released by the kernel
@@ -48,6 +56,7 @@ import sys
 import time
 
 from .. import experiments, work
+from ..explore.write import EXTRA_HINT
 from ..figures import save_figure
 from ..parallel import check_workers
 from ..util import check_writable_dir, locked, remove_temporaries
@@ -68,6 +77,9 @@ __all__ = ["reproduce", "run_one", "TqdmProgress", "Interrupted", "LOCK"]
 _FIGURES = ("png", "pdf")
 #: The lock a run holds in its output directory.
 LOCK = ".reproduce.lock"
+#: The interactive page a full run writes beside the report.
+PAGE = "explore.html"
+
 
 
 class Interrupted(KeyboardInterrupt):
@@ -291,11 +303,58 @@ def reproduce(out_dir, quick=False, only=None, overrides=None, progress=None, fo
     modules = {n: experiments.get(n) for n in names}
     params = {n: resolve(modules[n], quick, overrides.get(n)) for n in names}
     _check_out(out_dir)
+    page = _page_settings(quick) if not only else None
+    if page is None and not only:
+        skipped["explore.html"] = f"needs Bokeh ({EXTRA_HINT})"
+        if log is not None:
+            log(f"explore.html: skipped, {skipped['explore.html']}")
     _plan(out_dir, names, modules, params, quick, force)  # refusals before any write
+    _plan_page(out_dir, page, force)
     os.makedirs(out_dir, exist_ok=True)
     with _locked(out_dir):
         return _reproduce(out_dir, names, modules, params, quick, skipped, progress, force,
-                          log, workers)
+                          log, workers, page)
+
+
+def _page_settings(quick):
+    """The explore page's settings for this run, or None without Bokeh."""
+    from ..explore.data import QUICK, ExploreSettings
+    from ..explore.write import require_bokeh
+
+    try:
+        require_bokeh()
+    except ImportError:
+        return None
+    return QUICK if quick else ExploreSettings()
+
+
+def _plan_page(out_dir, page, force):
+    """``ValueError`` if the page would replace an ``explore.html`` gradsim did not write."""
+    from ..explore.write import read_stamp
+
+    path = os.path.join(out_dir, PAGE)
+    if page is not None and os.path.lexists(path) and not force and read_stamp(path) is None:
+        raise ValueError(f"{out_dir} already holds an {PAGE} that gradsim did not write; use "
+                         "--force to replace it, or another --out")
+
+
+def _page(out_dir, page, quick, force, log, workers):
+    """Build (or reuse) ``out_dir/explore.html``; its name, or None when not built."""
+    from ..explore.write import read_stamp, stamp, write_page
+
+    if page is None:
+        return None
+    path = os.path.join(out_dir, PAGE)
+    t0 = time.perf_counter()
+    if not force and read_stamp(path) == json.loads(json.dumps(stamp(page))):
+        what = "reused (built by an earlier run)"
+    else:
+        write_page(path, page, quick=quick, force=True, workers=workers,
+                   command=f"gradsim explore --out {PAGE}" + (" --quick" if quick else ""))
+        what = f"{time.perf_counter() - t0:.1f} s"
+    if log is not None:
+        log(f"{PAGE}: {what}")
+    return PAGE
 
 
 def _plan(out_dir, names, modules, params, quick, force):
@@ -325,7 +384,7 @@ def _plan(out_dir, names, modules, params, quick, force):
 
 
 def _reproduce(out_dir, names, modules, params, quick, skipped, progress, force, log,
-               workers):
+               workers, page=None):
     """:func:`reproduce` once its input is checked, holding the lock (the plan is made
     again: another run may have finished in between)."""
     plan = _plan(out_dir, names, modules, params, quick, force)
@@ -372,9 +431,10 @@ def _reproduce(out_dir, names, modules, params, quick, skipped, progress, force,
                 entries[n] = (res, claims, figs)
                 if log is not None:
                     log(f"{n}: {what}")
+            page = _page(out_dir, page, quick, force, log, workers)
         seconds = time.perf_counter() - t_all
         report = write_report(out_dir, entries, quick=quick, seconds=seconds,
-                              skipped=skipped, reused=reused)
+                              skipped=skipped, reused=reused, page=page)
     except KeyboardInterrupt:
         raise Interrupted(saved, out_dir) from None
     return {"entries": entries, "report": report, "seconds": seconds, "skipped": skipped,
