@@ -205,7 +205,9 @@ def test_quick_page_is_offline_and_embeds_the_data(tmp_path, capsys, quick_data)
             assert np.array_equal(pos[off[j]:off[j + 1]], quick_data[key]["kinks"][0][j])
     # the views start on family 1, network 1, depth min(D, 10): the gradient view's data
     assert np.array_equal(got["gradient"]["g"], quick_data["ff"]["grad"][0, D - 1])
-    assert read_stamp(page) == json.loads(json.dumps(stamp(QUICK)))
+    from gradsim.experiments.base import code_checksum
+
+    assert read_stamp(page) == json.loads(json.dumps(stamp(QUICK, code_checksum())))
     assert "gradsim explore --out" in text and "--quick" in text
 
 

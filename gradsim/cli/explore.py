@@ -58,6 +58,7 @@ def settings_from(args):
 
 
 def _cmd_explore(args):
+    from ..experiments.base import code_checksum
     from ..explore.write import require_bokeh, write_page
 
     settings = settings_from(args)
@@ -67,7 +68,7 @@ def _cmd_explore(args):
         raise UsageError(f"gradsim: error: {exc}") from None
     say = (lambda msg: None) if args.quiet else _stderr
     info = write_page(args.out, settings, quick=args.quick, force=args.force, progress=say,
-                      workers=workers_from(args, 5 * settings.nets))
+                      workers=workers_from(args, 5 * settings.nets), checksum=code_checksum())
     if not args.quiet:
         print(f"wrote {info['path']}: {info['bytes'] / 2**20:.2f} MiB, built in "
               f"{info['seconds']:.1f} s (data {info['seconds_data']:.1f} s); open it in a "

@@ -346,10 +346,11 @@ def _page(out_dir, page, quick, force, log, workers):
         return None
     path = os.path.join(out_dir, PAGE)
     t0 = time.perf_counter()
-    if not force and read_stamp(path) == json.loads(json.dumps(stamp(page))):
+    if not force and read_stamp(path) == json.loads(json.dumps(stamp(page, code_checksum()))):
         what = "reused (built by an earlier run)"
     else:
         write_page(path, page, quick=quick, force=True, workers=workers,
+                   checksum=code_checksum(),
                    command=f"gradsim explore --out {PAGE}" + (" --quick" if quick else ""))
         what = f"{time.perf_counter() - t0:.1f} s"
     if log is not None:

@@ -1,10 +1,10 @@
 """Write the ``gradsim explore`` page: one HTML file, atomically, stamped for reuse.
 
 The last line of the page is an HTML comment ``<!-- gradsim-explore {...} -->`` recording
-the settings, the gradsim version and the code checksum
-(:func:`gradsim.experiments.base.code_checksum`).  :func:`gradsim.experiments.reproduce`
-reads it back (:func:`read_stamp`) to reuse a page that the same code built with the same
-settings, as it reuses results files.
+the settings, the gradsim version and the code checksum the caller passes
+(:func:`gradsim.experiments.base.code_checksum`; this layer sits below the experiments).
+:func:`gradsim.experiments.reproduce` reads it back (:func:`read_stamp`) to reuse a page
+that the same code built with the same settings, as it reuses results files.
 """
 
 from __future__ import annotations
@@ -38,12 +38,10 @@ def require_bokeh():
     return bokeh
 
 
-def stamp(settings):
-    """The JSON a page built with ``settings`` by this code records."""
-    from ..experiments.base import code_checksum
-
-    return {"settings": settings.to_dict(), "version": __version__,
-            "checksum": code_checksum()}
+def stamp(settings, checksum=None):
+    """The JSON a page built with ``settings`` records (``checksum``: the code's, given by
+    the caller, :func:`gradsim.experiments.base.code_checksum`)."""
+    return {"settings": settings.to_dict(), "version": __version__, "checksum": checksum}
 
 
 def read_stamp(path):
@@ -66,7 +64,7 @@ def read_stamp(path):
 
 
 def write_page(out, settings=None, quick=False, force=False, progress=None, command=None,
-               workers=1):
+               workers=1, checksum=None):
     """Compute the page's data and write the page to ``out``.
 
     Parameters
@@ -85,6 +83,8 @@ def write_page(out, settings=None, quick=False, force=False, progress=None, comm
         The command shown on the page (default: :func:`~gradsim.explore.page.command_line`).
     workers : int
         Processes for the networks; the numbers do not depend on it.
+    checksum : str, optional
+        The code checksum the page's stamp records.
 
     Returns
     -------
@@ -108,7 +108,7 @@ def write_page(out, settings=None, quick=False, force=False, progress=None, comm
     t0 = time.perf_counter()
     data = build_data(s, progress, workers)
     text = page_html(data, command or command_line(s, out, quick))
-    text += "\n" + _STAMP + json.dumps(stamp(s), sort_keys=True) + " -->\n"
+    text += "\n" + _STAMP + json.dumps(stamp(s, checksum), sort_keys=True) + " -->\n"
     body = text.encode("utf-8")
     with atomic_write(out) as fh:
         fh.write(body)
