@@ -200,9 +200,11 @@ def test_quick_page_is_offline_and_embeds_the_data(tmp_path, capsys, quick_data)
         acf = got["acf_store"][f"acf_{key}"].reshape(QUICK.shown, D, QUICK.max_lag + 1)
         assert np.array_equal(acf, quick_data[key]["acf"], equal_nan=True)
         off = got["kink_offsets"][f"off_{key}"]
-        pos = got["kink_store"][f"pos_{key}"]
+        pos = got[f"kinks_{key}"]["pos"]
+        count = got["kink_offsets"][f"count_{key}"]
         for j in range(D):
             assert np.array_equal(pos[off[j]:off[j + 1]], quick_data[key]["kinks"][0][j])
+            assert count[j] == len(quick_data[key]["kinks"][0][j])
     # the views start on family 1, network 1, depth min(D, 10): the gradient view's data
     assert np.array_equal(got["gradient"]["g"], quick_data["ff"]["grad"][0, D - 1])
     from gradsim.experiments.base import code_checksum
@@ -246,3 +248,22 @@ def test_reproduce_reuses_its_page_and_refuses_a_foreign_one(tmp_path):
         rp._plan_page(str(tmp_path), QUICK, False)
     rp._plan_page(str(tmp_path), QUICK, True)
     assert page.read_text() == "<html>a lecturer's own page</html>"
+
+
+def test_dense_breakpoints_keep_their_count_not_their_ticks(quick_data):
+    from gradsim.explore.page import kink_columns
+
+    keys = list(FAMILIES)
+    full_pos, full_off = kink_columns(quick_data, keys, QUICK.depth)
+    cap = 10
+    pos, off = kink_columns(quick_data, keys, QUICK.depth, max_ticks=cap)
+    for k in keys:
+        kinks = quick_data[k]["kinks"][0]
+        assert np.array_equal(off[f"count_{k}"][:-1], [len(b) for b in kinks])
+        assert np.array_equal(full_off[f"count_{k}"], off[f"count_{k}"])
+        kept = [b for b in kinks if len(b) <= cap]
+        assert np.array_equal(pos[f"pos_{k}"], np.concatenate(kept) if kept else [])
+        assert np.array_equal(np.diff(off[f"off_{k}"]),
+                              [len(b) if len(b) <= cap else 0 for b in kinks])
+        assert len(full_pos[f"pos_{k}"]) == sum(len(b) for b in kinks)
+    assert any(len(b) > cap for k in keys for b in quick_data[k]["kinks"][0])

@@ -6,8 +6,9 @@ embedded gradient of the chosen network.  The document is standalone with inline
 resources (:data:`bokeh.resources.INLINE`): one HTML file, no server, no network.
 Embedded arrays live in named ColumnDataSources, float32, one flat column per family:
 ``grad_store`` (``(shown, depth, points)``, C order), ``acf_store``
-(``(shown, depth, max_lag + 1)``), ``kink_store`` (breakpoint positions, network by network
-and depth by depth) with ``kink_offsets`` (``shown_kinks * depth + 1`` starts).
+(``(shown, depth, max_lag + 1)``), ``kinks_<family>`` (one source per family: its
+breakpoint positions ``pos``, network by network and depth by depth) with ``kink_offsets``
+(``kink_nets * depth + 1`` starts per family).
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import shlex
 
 import numpy as np
 
-__all__ = ["PALETTE", "build_document", "page_html", "command_line"]
+__all__ = ["PALETTE", "MAX_TICKS", "build_document", "page_html", "command_line",
+           "kink_columns"]
 
 #: Okabe and Ito's colour-blind-safe palette (black first for the references).
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 FONT = {"title": "17pt", "axis": "16pt", "ticks": "14pt", "legend": "13pt"}
+#: A (network, depth) with more breakpoints than this shows its count, not its ticks.
+MAX_TICKS = 2000
 
 _JS = """
 const f = family.value, d = depth.value - 1, n = Number(network.value) - 1;
@@ -50,13 +54,15 @@ for (let i = 0; i < P; i++) { lo = Math.min(lo, g[i]); hi = Math.max(hi, g[i]); 
 const h = (hi - lo) || 1;
 const note = meta.kink_notes[f];
 if (note === null && n < meta.kink_nets) {
-  const off = kink_offsets.data['off_' + f], pos = kink_store.data['pos_' + f];
+  const off = kink_offsets.data['off_' + f], pos = kink_stores[f].data.pos;
   const s = off[n * D + d], e = off[n * D + d + 1];
+  const count = kink_offsets.data['count_' + f][n * D + d];
   const xs = Array.from(pos.slice(s, e));
   ksrc.data = {x: xs, y0: xs.map(() => lo - 0.12 * h), y1: xs.map(() => lo - 0.02 * h)};
   kline.data = {t: meta.t, g: Array.from(g)};
-  kfig.title.text = `breakpoints of f: ${e - s} on [-2, 2]; ${label}, depth ${d + 1}, ` +
-                    `net ${n + 1}`;
+  kfig.title.text = `breakpoints of f: ${count} on [-2, 2]` +
+                    (e - s < count ? ' (too dense for ticks)' : '') +
+                    `; ${label}, depth ${d + 1}, net ${n + 1}`;
 } else {
   ksrc.data = {x: [], y0: [], y1: []};
   kline.data = {t: meta.t, g: Array.from(g)};
@@ -95,18 +101,22 @@ def _flat(data, keys, field):
             for k in keys}
 
 
-def _kink_columns(data, keys, depth):
+def kink_columns(data, keys, depth, max_ticks=MAX_TICKS):
+    """``(pos, off)``: per family ``k``, ``pos["pos_k"]`` the breakpoints of every (network,
+    depth) in turn, ``off["off_k"]`` where each starts (``kink_nets * depth + 1``) and
+    ``off["count_k"]`` how many there are.  A (network, depth) with more than ``max_ticks``
+    breakpoints stores its count only: the ticks would be a solid bar."""
     pos, off = {}, {}
-    nets = data["settings"]["kink_nets"]
+    cells = data["settings"]["kink_nets"] * depth
     for k in keys:
         rows = data[k]["kinks"] or []
         flat = [np.asarray(b, np.float32) for net in rows for b in net]
-        starts = np.concatenate([[0], np.cumsum([len(b) for b in flat])]).astype(np.int64)
-        off[f"off_{k}"] = np.pad(starts, (0, nets * depth + 1 - len(starts)), mode="edge")
-        pos[f"pos_{k}"] = np.concatenate(flat) if flat else np.zeros(0, np.float32)
-    n = max(len(v) for v in pos.values())
-    # a ColumnDataSource needs equal columns: pad with NaN, the offsets never reach it
-    pos = {k: np.pad(v, (0, n - len(v)), constant_values=np.nan) for k, v in pos.items()}
+        counts = np.array([len(b) for b in flat] + [0] * (cells - len(flat)), np.int64)
+        kept = [b if len(b) <= max_ticks else b[:0] for b in flat]
+        starts = np.concatenate([[0], np.cumsum([len(b) for b in kept])]).astype(np.int64)
+        off[f"off_{k}"] = np.pad(starts, (0, cells + 1 - len(starts)), mode="edge")
+        off[f"count_{k}"] = np.append(counts, 0)  # equal columns: one past the last cell
+        pos[f"pos_{k}"] = np.concatenate(kept) if kept else np.zeros(0, np.float32)
     return pos, off
 
 
@@ -120,6 +130,7 @@ def _first(data, key, d, n):
     xs = np.zeros(0, np.float32)
     if data[key]["kinks"] is not None and n < len(data[key]["kinks"]):
         xs = np.asarray(data[key]["kinks"][n][d], np.float32)
+        xs = xs if len(xs) <= MAX_TICKS else xs[:0]
     lo, hi = float(g.min()), float(g.max())
     h = (hi - lo) or 1.0
     kinks = {"x": xs, "y0": np.full(len(xs), lo - 0.12 * h), "y1": np.full(len(xs), lo - 0.02 * h)}
@@ -148,8 +159,10 @@ def build_document(data, command):
     lags = np.arange(s["max_lag"] + 1)
     grad_store = ColumnDataSource(_flat(data, keys, "grad"), name="grad_store")
     acf_store = ColumnDataSource(_flat(data, keys, "acf"), name="acf_store")
-    pos, off = _kink_columns(data, keys, D)
-    kink_store = ColumnDataSource(pos, name="kink_store")
+    pos, off = kink_columns(data, keys, D)
+    # one source per family: a source's columns must be equally long
+    kink_stores = {k: ColumnDataSource({"pos": pos[f"pos_{k}"]}, name=f"kinks_{k}")
+                   for k in keys}
     kink_offsets = ColumnDataSource(off, name="kink_offsets")
     meta = {"depth": D, "points": s["points"], "max_lag": s["max_lag"], "t": t.tolist(),
             "lags": lags.tolist(), "labels": labels, "kink_nets": s["kink_nets"],
@@ -244,7 +257,7 @@ def build_document(data, command):
     _style(kfig)
 
     args = dict(family=family, depth=depth, network=network, meta=meta,
-                grad_store=grad_store, acf_store=acf_store, kink_store=kink_store,
+                grad_store=grad_store, acf_store=acf_store, kink_stores=kink_stores,
                 kink_offsets=kink_offsets, gsrc=gsrc, gfig=gfig, asrc=asrc, afig=afig,
                 isrc=isrc, ifig=ifig, cmap=cmap, marker=marker, ksrc=ksrc, kline=kline,
                 kfig=kfig)
@@ -282,11 +295,15 @@ def _help(data):
         f"{s['nets']} networks, every family; the vertical line is the chosen depth; the "
         "horizontal dashed and dotted lines are brown and white noise. The theory curve "
         "assumes infinite width and no batch norm (the exact Gaussian-process covariance), "
-        "so it applies to the plain feedforward net only. The looks-linear net is exactly "
+        "so it applies to the plain feedforward net only; at a finite width the dots fall "
+        "below it as depth approaches the width (the corrections grow like depth / width). "
+        "The looks-linear net is exactly "
         "linear at initialisation: its df/dx is constant, so it has no lag-1 to plot.</li>"
         "<li><b>breakpoints of f</b>: the exact places along the line where f, a "
         "piecewise-linear function, changes slope (the ticks), computed exactly for "
-        f"networks 1-{s['kink_nets']}; deeper nets without skips have many more.</li>"
+        f"networks 1-{s['kink_nets']} (above {MAX_TICKS:,} the title gives the count only: "
+        "the ticks would merge). The count grows with depth; in a resnet most breakpoints "
+        "bend f only slightly, so many kinks need not mean a shattered gradient.</li>"
         "</ul><p>All numbers were computed by gradsim when the page was built; nothing is "
         "fetched from the network.</p>")
 
