@@ -3,6 +3,7 @@ input, and the page is one offline file (the browser test is ``test_explore_brow
 
 import base64
 import gzip
+import importlib.util
 import json
 import os
 import re
@@ -267,3 +268,12 @@ def test_dense_breakpoints_keep_their_count_not_their_ticks(quick_data):
                               [len(b) if len(b) <= cap else 0 for b in kinks])
         assert len(full_pos[f"pos_{k}"]) == sum(len(b) for b in kinks)
     assert any(len(b) > cap for k in keys for b in quick_data[k]["kinks"][0])
+
+
+def test_reproduce_builds_the_page_only_with_bokeh(monkeypatch):
+    from gradsim.experiments import reproduce as rp
+
+    if importlib.util.find_spec("bokeh") is not None:
+        assert rp._page_settings(True) == QUICK and rp._page_settings(False) == ExploreSettings()
+    monkeypatch.setitem(sys.modules, "bokeh", None)
+    assert rp._page_settings(False) is None
