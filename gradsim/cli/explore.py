@@ -25,7 +25,7 @@ def add_command(sub):
     p.add_argument("--depth", type=int, help="largest depth, 1-200 (default 50; quick 6)")
     p.add_argument("--width", type=int, help="hidden width, 1-1024 (default 64; quick 16)")
     p.add_argument("--nets", type=int,
-                   help="networks per family behind each error bar, 2-1000 (default 16; "
+                   help="networks per family behind each error bar, 2-1000 (default 64; "
                         "quick 4)")
     p.add_argument("--seed", type=int, help="root seed >= 0 (default 0)")
     add_workers_option(p)

@@ -99,7 +99,7 @@ class ExploreSettings:
 
     depth: int = 50
     width: int = 64
-    nets: int = 16
+    nets: int = 64
     shown: int = 4
     kink_nets: int = 2
     points: int = 256
