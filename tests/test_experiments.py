@@ -247,7 +247,7 @@ def test_experiment_needing_a_missing_extra_is_skipped_or_refused(tmp_path, monk
     monkeypatch.setattr(experiments, "NAMES", ("kurtosis", "training"))
     lines = []
     res = reproduce(str(tmp_path / "b"), overrides={"kurtosis": _tiny("kurtosis")},
-                    log=lines.append)
+                    log=lines.append, page=False)
     assert list(res["entries"]) == ["kurtosis"] and "training" in res["skipped"]
     assert any("training: skipped" in line for line in lines)
     assert "not run: training, needs sklearn" in (tmp_path / "b" / "report.md").read_text()

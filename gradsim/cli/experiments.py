@@ -70,6 +70,9 @@ def add_commands(sub):
     rep.add_argument("--force", action="store_true",
                      help="recompute everything, replacing what --out holds (also results "
                           "and a report of other settings, which are otherwise refused)")
+    rep.add_argument("--no-page", action="store_true",
+                     help="do not build explore.html, the interactive page (built by default "
+                          "when Bokeh, the 'explore' extra, is installed and no --only)")
     rep.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     add_workers_option(rep)
     rep.set_defaults(func=_cmd_reproduce)
@@ -129,7 +132,8 @@ def _cmd_reproduce(args):
     try:
         res = reproduce(args.out, quick=args.quick, only=args.only,
                         overrides=_nested_overrides(args.set), progress=_progress(args.quiet),
-                        force=args.force, log=log, workers=workers_from(args))
+                        force=args.force, log=log, workers=workers_from(args),
+                        page=False if args.no_page else None)
     except Interrupted as exc:
         print(f"gradsim: {exc}", file=sys.stderr)
         return 130

@@ -238,7 +238,7 @@ def _fresh_figures(stem, results_path):
 
 
 def reproduce(out_dir, quick=False, only=None, overrides=None, progress=None, force=False,
-              log=None, workers=1):
+              log=None, workers=1, page=None):
     """Run experiments and write results, figures and the report into ``out_dir``,
     reusing the experiments an earlier run of the same command finished.
 
@@ -265,6 +265,9 @@ def reproduce(out_dir, quick=False, only=None, overrides=None, progress=None, fo
     workers : int
         Processes that compute the networks (1 ... 256; ``gradsim reproduce`` passes all
         cores).  The numbers do not depend on it, so it is not part of the resume check.
+    page : bool, optional
+        Build ``explore.html``: by default when Bokeh is installed and ``only`` is not
+        given; ``False`` never; ``True`` always (ValueError without Bokeh).
 
     Returns
     -------
@@ -303,8 +306,13 @@ def reproduce(out_dir, quick=False, only=None, overrides=None, progress=None, fo
     modules = {n: experiments.get(n) for n in names}
     params = {n: resolve(modules[n], quick, overrides.get(n)) for n in names}
     _check_out(out_dir)
-    page = _page_settings(quick) if not only else None
-    if page is None and not only:
+    if page not in (None, True, False):
+        raise ValueError(f"page must be None, True or False, got {page!r}")
+    asked, want = page, (not only) if page is None else page
+    page = _page_settings(quick) if want else None
+    if want and page is None:
+        if asked is True:
+            raise ValueError(f"the page needs Bokeh: {EXTRA_HINT}")
         skipped["explore.html"] = f"needs Bokeh ({EXTRA_HINT})"
         if log is not None:
             log(f"explore.html: skipped, {skipped['explore.html']}")
