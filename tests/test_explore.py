@@ -279,28 +279,13 @@ def test_reproduce_builds_the_page_only_with_bokeh(monkeypatch):
     assert rp._page_settings(False) is None
 
 
-def test_reproduce_page_flag(tmp_path, capsys, monkeypatch):
-    """``page=False`` (``--no-page``) builds no page; ``page=True`` without Bokeh is refused
-    before anything is written; a bad value is refused."""
+def test_reproduce_page_flag(tmp_path, monkeypatch):
+    """``page=True`` without Bokeh is refused before anything is written, and so is a bad
+    value (``--no-page`` passing ``page=False``: tests/test_reproduce.py)."""
     from gradsim.experiments.reproduce import reproduce
 
     with pytest.raises(ValueError, match="page must be None, True or False"):
         reproduce(str(tmp_path / "x"), only=["gradients"], page="yes")
-    seen = {}
-
-    def fake(out, **kw):
-        seen.update(kw)
-        return {"entries": {}, "report": ("r.md", "r.html"), "seconds": 0.0, "reused": [],
-                "computed": []}
-
-    import gradsim.cli.experiments as cli
-
-    monkeypatch.setattr(cli, "reproduce", fake)
-    assert _run(capsys, "reproduce", "--out", str(tmp_path / "o"), "--quiet", "--no-page")[0] == 0
-    assert seen["page"] is False
-    assert _run(capsys, "reproduce", "--out", str(tmp_path / "o"), "--quiet")[0] == 0
-    assert seen["page"] is None
-    monkeypatch.undo()
     monkeypatch.setitem(sys.modules, "bokeh", None)
     with pytest.raises(ValueError, match=r'the page needs Bokeh: pip install "gradsim\[explore\]"'):
         reproduce(str(tmp_path / "y"), only=["gradients"], page=True)

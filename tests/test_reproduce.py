@@ -415,7 +415,9 @@ def test_workers_option_default_and_range(monkeypatch, capsys, tmp_path):
     assert _run(capsys, "reproduce", "--out", tmp_path / "o", "--quiet")[0] == 0
     assert seen["workers"] == default_workers() == min(len(os.sched_getaffinity(0)), 256)
     assert _run(capsys, "reproduce", "--out", tmp_path / "o", "--quiet", "--workers", "3")[0] == 0
-    assert seen["workers"] == 3
+    assert seen["workers"] == 3 and seen["page"] is None  # the page: when Bokeh is there
+    assert _run(capsys, "reproduce", "--out", tmp_path / "o", "--quiet", "--no-page")[0] == 0
+    assert seen["page"] is False
     for argv in (["reproduce", "--out", tmp_path / "o"], ["run", "gradients", "--out",
                                                           tmp_path / "x.npz"]):
         code, _, err = _run(capsys, *argv, "--workers", "0")

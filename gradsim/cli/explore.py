@@ -40,11 +40,8 @@ def settings_from(args):
     base = QUICK if args.quick else ExploreSettings()
     change = {k: getattr(args, k) for k in ("depth", "width", "nets", "seed")
               if getattr(args, k) is not None}
-    if "nets" in change:
-        nets = change["nets"]
-        if not isinstance(nets, int) or nets < 2:
-            raise ValueError(f"--nets must be an integer in [2, 1000], got {nets}")
-        change["shown"] = min(base.shown, nets)
+    if "nets" in change:  # fewer nets than the base shows: show them all (nets is checked first)
+        change["shown"] = max(1, min(base.shown, change["nets"]))
         change["kink_nets"] = min(base.kink_nets, change["shown"])
     names = {"depth": "--depth", "width": "--width", "nets": "--nets", "seed": "--seed"}
     try:

@@ -81,7 +81,6 @@ LOCK = ".reproduce.lock"
 PAGE = "explore.html"
 
 
-
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C during :func:`reproduce`; ``saved`` lists the experiments whose files exist."""
 
